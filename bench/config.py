@@ -1,0 +1,285 @@
+"""Typed config parsing: plain dicts (from YAML or ``--set``) to frozen dataclasses, and back.
+
+Parsed once at the edge; every error names the key path, the bad value and what is valid.
+Only the standard library and PyYAML are used, so the trainer stays importable on hosts that
+have torch alone. Supported field types: bool, int, float, str, None, Literal, Optional/Union,
+tuple[X, ...], list[X], dict[str, X] and nested dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from bench.errors import ConfigError, did_you_mean
+
+T = TypeVar("T")
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in get_args(tp))
+    if origin in (tuple, list):
+        return f"list of {_type_name(get_args(tp)[0])}"
+    if origin is dict:
+        return f"mapping of {_type_name(get_args(tp)[1])}"
+    if tp is type(None):
+        return "null"
+    if dataclasses.is_dataclass(tp):
+        return f"mapping ({tp.__name__})"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        choices = get_args(tp)
+        if value in choices and type(value) in {type(c) for c in choices}:
+            return value
+        valid = ", ".join(repr(c) for c in choices)
+        hint = did_you_mean(str(value), [str(c) for c in choices])
+        raise ConfigError(f"invalid value {value!r}{hint}; valid: {valid}", path)
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, path)
+            except ConfigError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", path)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"expected a list, got {value!r}", path)
+        (item_tp, *_rest) = get_args(tp)
+        items = [_coerce(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"expected a mapping, got {value!r}", path)
+        _, val_tp = get_args(tp)
+        return {str(k): _coerce(val_tp, v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        return parse(tp, value, path)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"expected true or false, got {value!r}", path)
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"expected an integer, got {value!r}", path)
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads "1e-3" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"expected a number, got {value!r}", path)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"expected a string, got {value!r}", path)
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"expected null, got {value!r}", path)
+    raise TypeError(f"unsupported config type {tp!r} at {path}")
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """Resolved type hints of a dataclass's fields."""
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def parse(cls: type[T], data: Any, path: str = "", source: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping, validating every field; raise ConfigError."""
+    try:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"expected a mapping ({cls.__name__}), got {data!r}", path)
+        types_ = field_types(cls)
+        for key in data:
+            if key not in types_:
+                hint = did_you_mean(str(key), types_)
+                raise ConfigError(
+                    f"unknown key {key!r}{hint}; valid keys: {', '.join(sorted(types_))}",
+                    f"{path}.{key}" if path else str(key),
+                )
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            sub = f"{path}.{f.name}" if path else f.name
+            if f.name in data:
+                kwargs[f.name] = _coerce(types_[f.name], data[f.name], sub)
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError("required key is missing", sub)
+        try:
+            return cls(**kwargs)
+        except ConfigError as exc:
+            if path and not exc.path.startswith(path):
+                raise exc.at(path) from None
+            raise
+    except ConfigError as exc:
+        if source:
+            raise exc.at(source=source) from None
+        raise
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass (or nested containers of them) as plain YAML/JSON-able data."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists of mappings are indexed (``stages.0.depth``)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{sep}{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name, sep))
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Mapping) for v in value):
+            for i, v in enumerate(value):
+                out.update(flatten(v, f"{name}{sep}{i}", sep))
+        else:
+            out[name] = value
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.lr=0.1"`` -> ``("train.lr", 0.1)``; the value is read as YAML (so lists work)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """A deep copy of ``data`` with each ``key.path=value`` set (intermediate mappings created)."""
+    import copy
+
+    out = copy.deepcopy(dict(data))
+    for text in overrides:
+        key, value = parse_override(text)
+        node = out
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(
+                    f"cannot set {key!r}: {'.'.join(parts[: i + 1])!r} is not a mapping"
+                )
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def json_schema(cls: type) -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) of dataclass ``cls``, for editors; unknown keys rejected."""
+    defs: dict[str, Any] = {}
+
+    def schema(tp: Any) -> dict[str, Any]:
+        origin = get_origin(tp)
+        if tp is Any:
+            return {}
+        if origin is Literal:
+            return {"enum": list(get_args(tp))}
+        if origin in (Union, types.UnionType):
+            return {"anyOf": [schema(a) for a in get_args(tp)]}
+        if origin in (tuple, list):
+            return {"type": "array", "items": schema(get_args(tp)[0])}
+        if origin is dict:
+            return {"type": "object", "additionalProperties": schema(get_args(tp)[1])}
+        if dataclasses.is_dataclass(tp):
+            name = tp.__name__
+            if name not in defs:
+                defs[name] = {}  # placeholder against recursion
+                props, required = {}, []
+                for f in dataclasses.fields(tp):
+                    sub = schema(field_types(tp)[f.name])
+                    if f.default is not dataclasses.MISSING and _jsonable(f.default):
+                        sub = {**sub, "default": to_dict(f.default)}
+                    doc = (f.metadata or {}).get("doc")
+                    if doc:
+                        sub = {**sub, "description": doc}
+                    props[f.name] = sub
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                        required.append(f.name)
+                defs[name] = {
+                    "type": "object",
+                    "properties": props,
+                    "additionalProperties": False,
+                    **({"required": required} if required else {}),
+                    **({"description": tp.__doc__.strip().splitlines()[0]} if tp.__doc__ else {}),
+                }
+            return {"$ref": f"#/$defs/{name}"}
+        return {
+            bool: {"type": "boolean"},
+            int: {"type": "integer"},
+            float: {"type": "number"},
+            str: {"type": "string"},
+            type(None): {"type": "null"},
+        }[tp]
+
+    root = schema(cls)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **root, "$defs": defs}
+
+
+def _jsonable(value: Any) -> bool:
+    return isinstance(value, (bool, int, float, str, type(None), tuple, list)) or (
+        dataclasses.is_dataclass(value)
+    )
+
+
+def doc(text: str, **kwargs: Any) -> Any:
+    """``dataclasses.field`` with a description that ``json_schema`` shows."""
+    return dataclasses.field(metadata={"doc": text}, **kwargs)
+
+
+__all__ = [
+    "apply_overrides",
+    "doc",
+    "field_types",
+    "flatten",
+    "json_schema",
+    "parse",
+    "parse_override",
+    "to_dict",
+]

@@ -1,0 +1,51 @@
+"""The model design space: frozen specs, one registry per axis, the builder and the cost model.
+
+Blocks, skip styles and stems are registries (``register_block`` / ``register_skip`` /
+``register_stem``); an ``ArchSpec`` names entries of each and ``build_model`` composes them, so
+every block x skip x stem combination is one spec, never one class per combination.
+"""
+
+from bench.models.blocks import BLOCKS, Block, BlockDef, register_block
+from bench.models.builder import StagedNet, build_model, residual_blocks
+from bench.models.cost import ModelCost, cost, count_params
+from bench.models.presets import (
+    CANONICAL,
+    arch_from_params,
+    cifar_resnet,
+    densenet,
+    imagenet_resnet,
+    timm_arch,
+    wide_resnet,
+)
+from bench.models.skips import SKIPS, Skip, SkipDef, register_skip
+from bench.models.spec import ArchSpec, StageSpec
+from bench.models.stems import STEMS, StemDef, register_stem
+
+__all__ = [
+    "BLOCKS",
+    "CANONICAL",
+    "SKIPS",
+    "STEMS",
+    "ArchSpec",
+    "Block",
+    "BlockDef",
+    "ModelCost",
+    "Skip",
+    "SkipDef",
+    "StageSpec",
+    "StagedNet",
+    "StemDef",
+    "arch_from_params",
+    "build_model",
+    "cifar_resnet",
+    "cost",
+    "count_params",
+    "densenet",
+    "imagenet_resnet",
+    "register_block",
+    "register_skip",
+    "register_stem",
+    "residual_blocks",
+    "timm_arch",
+    "wide_resnet",
+]

@@ -1,0 +1,329 @@
+"""Run a sweep on Kubernetes (KubeRay): render a RayJob, submit it, watch it.
+
+    python -m launchers.k8s render --space S --image I --storage T [options] [-o FILE]
+    python -m launchers.k8s submit (--space S --image I --storage T [options] | -f FILE)
+    python -m launchers.k8s status NAME [-n NAMESPACE] [--json]
+    python -m launchers.k8s logs NAME [-n NAMESPACE] [-f] [--head]
+
+``render`` is offline. The other commands drive ``kubectl`` (current context, or ``--context``).
+Options may also come from a YAML file (``--config job.yaml``, keys = the option names with
+underscores); command-line options win. Mistakes exit with status 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.errors import ConfigError, ResbenchError
+from bench.k8s import RayJobSpec, dump_yaml, job_spec, render_rayjob, status_lines
+
+# option -> (spec field, how the command-line text is read)
+#   "yaml": a YAML scalar (numbers, booleans, null); "str": verbatim; "list": repeatable
+OPTIONS: dict[str, tuple[str, str]] = {
+    "--space": ("space", "str"),
+    "--image": ("image", "str"),
+    "--storage": ("storage", "str"),
+    "--name": ("name", "str"),
+    "--namespace": ("namespace", "str"),
+    "--workers": ("workers", "yaml"),
+    "--gpus-per-worker": ("gpus_per_worker", "yaml"),
+    "--cpus": ("cpus", "yaml"),
+    "--memory": ("memory", "str"),
+    "--head-cpus": ("head_cpus", "yaml"),
+    "--head-memory": ("head_memory", "str"),
+    "--node-selector": ("node_selector", "list"),
+    "--toleration": ("tolerations", "list"),
+    "--head-node-selector": ("head_node_selector", "list"),
+    "--head-toleration": ("head_tolerations", "list"),
+    "--pvc": ("pvc", "str"),
+    "--pvc-mount": ("pvc_mount", "str"),
+    "--tracking-configmap": ("tracking_configmap", "str"),
+    "--credentials-secret": ("credentials_secret", "str"),
+    "--service-account": ("service_account", "str"),
+    "--image-pull-policy": ("image_pull_policy", "str"),
+    "--image-pull-secret": ("image_pull_secret", "str"),
+    "--ray-version": ("ray_version", "str"),
+    "--workdir": ("workdir", "str"),
+    "--env": ("env", "list"),
+    "--sweep-args": ("sweep_args", "str"),
+    "--shutdown-after-job-finishes": ("shutdown_after_job_finishes", "yaml"),
+    "--ttl-seconds-after-finished": ("ttl_seconds_after_finished", "yaml"),
+    "--active-deadline-seconds": ("active_deadline_seconds", "yaml"),
+    "--backoff-limit": ("backoff_limit", "yaml"),
+}
+METAVAR = {
+    "--space": "FILE",
+    "--workers": "N",
+    "--gpus-per-worker": "N",
+    "--cpus": "N",
+    "--head-cpus": "N",
+    "--memory": "QUANTITY",
+    "--head-memory": "QUANTITY",
+    "--node-selector": "KEY=VALUE",
+    "--head-node-selector": "KEY=VALUE",
+    "--toleration": "KEY[=VALUE][:EFFECT]",
+    "--head-toleration": "KEY[=VALUE][:EFFECT]",
+    "--env": "NAME=VALUE",
+    "--sweep-args": "'ARGS'",
+    "--shutdown-after-job-finishes": "BOOL",
+    "--ttl-seconds-after-finished": "S",
+    "--active-deadline-seconds": "S",
+    "--backoff-limit": "N",
+}
+FLAG_OF = {field: flag for flag, (field, _) in OPTIONS.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# render
+
+
+def spec_from_args(args: argparse.Namespace) -> RayJobSpec:
+    """Merge ``--config`` (if any) with the command-line options into a validated spec."""
+    data: dict[str, Any] = {}
+    source = ""
+    if args.config:
+        source = args.config
+        try:
+            loaded = yaml.safe_load(Path(args.config).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror}", source=source) from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"not valid YAML: {exc}", source=source) from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError("expected a mapping of options", source=source)
+        data.update(loaded)
+        source = ""  # command-line values below are not from the file
+    for field, kind in OPTIONS.values():
+        value = getattr(args, field)
+        if value is None:
+            continue
+        if kind == "yaml":
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                pass
+        data[field] = value
+    if "ray_version" not in data:
+        try:  # the image is built from this project, so its Ray is the installed one
+            data["ray_version"] = metadata.version("ray")
+        except metadata.PackageNotFoundError:
+            pass
+    return job_spec(data, source=source)
+
+
+def render_text(args: argparse.Namespace) -> str:
+    return "---\n" + dump_yaml(render_rayjob(spec_from_args(args)))
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    text = render_text(args)
+    if args.output and args.output != "-":
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# kubectl
+
+
+def kubectl(args: argparse.Namespace) -> list[str]:
+    """The kubectl command prefix, after checking that a cluster answers."""
+    exe = shutil.which("kubectl")
+    if exe is None:
+        raise ResbenchError(
+            "kubectl not found on PATH: install it and point it at your cluster "
+            "(https://kubernetes.io/docs/tasks/tools/); `render` works without it"
+        )
+    cmd = [exe] + (["--context", args.context] if args.context else [])
+    probe = subprocess.run(
+        [*cmd, "get", "--raw", "/version", "--request-timeout=10s"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        lines = [ln.strip() for ln in probe.stderr.splitlines() if ln.strip()]
+        reason = lines[-1].removeprefix("error: ") if lines else f"exit {probe.returncode}"
+        raise ResbenchError(
+            f"no Kubernetes cluster reachable with kubectl ({reason}); "
+            "check `kubectl config current-context`, KUBECONFIG or --context"
+        )
+    return cmd
+
+
+def _fail(result: subprocess.CompletedProcess[str], what: str) -> int:
+    sys.stderr.write(result.stderr)
+    if "no matches for kind" in result.stderr or "the server doesn't have a resource type" in (
+        result.stderr
+    ):
+        print(
+            f"error: {what}: the cluster has no RayJob resource; install the KubeRay operator",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"error: {what} failed (kubectl exit {result.returncode})", file=sys.stderr)
+    return 1
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    if args.file:
+        given = [flag for flag, (field, _) in OPTIONS.items() if getattr(args, field) is not None]
+        if given or args.config:
+            raise ResbenchError(f"give either -f FILE or render options, not both ({given[:3]})")
+        try:
+            text = Path(args.file).read_text()
+            docs = [d for d in yaml.safe_load_all(text) if d]
+        except OSError as exc:
+            raise ResbenchError(f"{args.file}: cannot read: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ResbenchError(f"{args.file}: not valid YAML: {exc}") from exc
+        if not docs or any(not isinstance(d, dict) or d.get("kind") != "RayJob" for d in docs):
+            raise ResbenchError(f"{args.file}: expected RayJob manifests (from `render`)")
+    else:
+        text = render_text(args)
+        docs = [yaml.safe_load(text)]
+    cmd = kubectl(args)
+    result = subprocess.run(
+        [*cmd, "create", "-f", "-"], input=text, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        return _fail(result, "submit")
+    sys.stdout.write(result.stdout)
+    for doc in docs:
+        name = doc["metadata"]["name"]
+        ns = doc["metadata"].get("namespace", "default")
+        print(f"follow it: python -m launchers.k8s logs {name} -n {ns} --follow")
+    return 0
+
+
+def _get_rayjob(cmd: list[str], name: str, namespace: str) -> dict[str, Any] | int:
+    result = subprocess.run(
+        [*cmd, "get", "rayjob", name, "-n", namespace, "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        return _fail(result, f"get rayjob/{name}")
+    return json.loads(result.stdout)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    obj = _get_rayjob(kubectl(args), args.name, args.namespace)
+    if isinstance(obj, int):
+        return obj
+    if args.json:
+        print(json.dumps(obj.get("status") or {}, indent=2, sort_keys=True))
+    else:
+        print("\n".join(status_lines(obj)))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    cmd = kubectl(args)
+    follow = ["--follow"] if args.follow else []
+    if args.head:
+        obj = _get_rayjob(cmd, args.name, args.namespace)
+        if isinstance(obj, int):
+            return obj
+        cluster = (obj.get("status") or {}).get("rayClusterName")
+        if not cluster:
+            raise ResbenchError(f"rayjob/{args.name} has no Ray cluster yet; see `status`")
+        target = ["-l", f"ray.io/cluster={cluster},ray.io/node-type=head", "-c", "ray-head"]
+        target.append("--tail=-1")
+    else:
+        # K8sJobMode: the submitter Job (named after the RayJob) streams the driver's output.
+        target = [f"job/{args.name}"]
+    return subprocess.run(
+        [*cmd, "logs", "-n", args.namespace, *target, *follow], check=False
+    ).returncode
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+
+def _help(field: str, kind: str) -> str:
+    f = RayJobSpec.__dataclass_fields__[field]
+    text = f.metadata.get("doc", "")
+    if kind == "list":
+        return f"{text} (repeatable)"
+    default = f.default if f.default is not dataclasses.MISSING else None
+    return f"{text} (default {default})" if default not in (None, "", ()) else text
+
+
+def _add_job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML file of options (keys with underscores)")
+    for flag, (field, kind) in OPTIONS.items():
+        short = ["-n"] if flag == "--namespace" else []
+        parser.add_argument(
+            *short,
+            flag,
+            dest=field,
+            action="append" if kind == "list" else "store",
+            metavar=METAVAR.get(flag, field.upper()),
+            help=_help(field, kind),
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m launchers.k8s", description=__doc__.split("\n\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    render = sub.add_parser("render", help="write the RayJob manifest (offline)")
+    _add_job_options(render)
+    render.add_argument("-o", "--output", help="output file (default: stdout)")
+
+    submit = sub.add_parser("submit", help="render and create the RayJob with kubectl")
+    _add_job_options(submit)
+    submit.add_argument("-f", "--file", help="submit this rendered manifest instead")
+
+    status = sub.add_parser("status", help="show a RayJob's state")
+    status.add_argument("name")
+    status.add_argument("--json", action="store_true", help="print the raw status object")
+
+    logs = sub.add_parser("logs", help="print the sweep driver's output")
+    logs.add_argument("name")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("--head", action="store_true", help="the head pod's log instead")
+
+    for p in (submit, status, logs):
+        p.add_argument("--context", help="kubectl context (default: the current one)")
+    for p in (status, logs):
+        p.add_argument("-n", "--namespace", default="resbench")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"render": cmd_render, "submit": cmd_submit, "status": cmd_status, "logs": cmd_logs}
+    try:
+        return handler[args.command](args)
+    except ConfigError as exc:
+        root = exc.path.split(".")[0].split("[")[0]
+        hint = f" (option {FLAG_OF[root]})" if root in FLAG_OF and not exc.source else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
+        return 2
+    except ResbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
