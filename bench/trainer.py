@@ -1,0 +1,551 @@
+"""The trial engine: the trial spec (architecture, data, training, measurement, diagnostics) and
+``train``, which runs one trial end to end and returns a ``TrialResult``.
+
+Data live on the device as uint8 and are augmented there (``bench.augment``); per-step work is
+kept free of host syncs (loss and accuracy sums stay on the device and are read once per epoch).
+Runs bf16 autocast on CUDA, fp32 on CPU, channels_last on both (measured faster on CPU too). NaN/inf losses end the trial with status
+``diverged`` rather than an exception. Checkpoints go through the per-epoch ``report`` callback,
+and a checkpoint passed back as ``resume`` continues the run exactly (bitwise on CPU).
+Imports only torch, numpy, PyYAML and torchvision (plus timm for the models): no Ray, MLflow or
+pydantic, so it runs on a bare GPU host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from bench.augment import Normalizer, autocast, crop_flip, cutout, evaluate
+from bench.config import doc, flatten, parse, to_dict
+from bench.data import DataSpec, Splits, load_dataset
+from bench.diagnostics import grad_groups, gradient_norms, lesion_study
+from bench.errors import ConfigError
+from bench.measure import benchmark, environment
+from bench.models import ArchSpec, arch_from_params, build_model, cifar_resnet, cost
+
+CHECKPOINT_FORMAT = 1
+ReportFn = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]
+
+# Metric names are stable (sweeps, tracking and reports key on them); accuracies in percent.
+EPOCH_METRICS = {
+    "epoch": "epochs completed (1-based)",
+    "lr": "learning rate of the epoch's last step",
+    "train_loss": "mean training loss (with label smoothing) over the epoch's batches",
+    "train_acc": "top-1 on the augmented training batches, as trained",
+    "train_img_per_s": "training images per second (training loop only, synced at the end)",
+    "val_loss": "cross-entropy on the validation split (carved from train; absent if empty)",
+    "val_acc": "top-1 on the validation split",
+    "val_top5": "top-5 on the validation split",
+    "best_val_acc": "best val_acc so far",
+    "epoch_time_s": "wall time of the epoch: training and validation",
+    "grad_norm/<group>": "gradient L2 norm of stem / stageS.blockB / head on the epoch's last batch",
+}
+FINAL_METRICS = {
+    "test_loss": "cross-entropy on the test split (when train.eval_test)",
+    "test_acc": "top-1 on the test split",
+    "test_top5": "top-5 on the test split",
+    "params": "parameters", "macs": "multiply-accumulates per image", "activations": "conv/linear outputs per image",
+    "train_time_s": "training-loop time summed over epochs (no evaluation)",
+    "wall_time_s": "wall time of the whole train() call",
+    "infer_img_per_s": "measure: inference images/s at measure_batch_size",
+    "train_step_img_per_s": "measure: training-step images/s",
+    "latency_ms_p50": "measure: batch-1 latency percentiles (also _p90, _p99)",
+    "peak_mem_mb": "measure: peak CUDA memory allocated (CUDA only)",
+    "measure_batch_size": "measure: the batch size that ran (halved on out-of-memory)",
+}
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Optimisation and execution settings of one trial."""
+
+    epochs: int = doc("training epochs", default=10)
+    batch_size: int = doc("training batch size (the last partial batch of an epoch is dropped)", default=128)
+    eval_batch_size: int = doc("batch size of validation / test evaluation", default=1000)
+    optimizer: Literal["sgd", "adamw"] = doc("sgd (momentum, optional nesterov) or adamw", default="sgd")
+    lr: float = doc("peak learning rate", default=0.1)
+    momentum: float = doc("SGD momentum", default=0.9)
+    nesterov: bool = doc("SGD Nesterov momentum", default=True)
+    betas: tuple[float, ...] = doc("AdamW betas", default=(0.9, 0.999))
+    weight_decay: float = doc("L2 / decoupled weight decay", default=5e-4)
+    decay_bn_bias: bool = doc("also decay BN parameters and biases (1-d tensors)", default=False)
+    label_smoothing: float = doc("label smoothing of the training loss", default=0.0)
+    schedule: Literal["step", "cosine", "onecycle", "constant"] = doc(
+        "LR schedule (per step): step (x gamma at milestones), cosine, onecycle (linear up, "
+        "linear down to 0), constant",
+        default="cosine",
+    )
+    warmup_epochs: float = doc("linear warm-up (onecycle: the rising phase, if > 0)", default=0.0)
+    milestones: tuple[float, ...] = doc("step schedule: fractions of training", default=(0.5, 0.75))
+    gamma: float = doc("step schedule: LR factor at each milestone", default=0.1)
+    onecycle_peak: float = doc("onecycle: fraction of training spent rising", default=0.25)
+    onecycle_div: float = doc("onecycle: starting LR = lr / onecycle_div", default=25.0)
+    final_lr: float = doc("cosine / onecycle: final LR as a fraction of lr", default=0.0)
+    grad_clip: float = doc("clip the global gradient norm to this; 0 = off", default=0.0)
+    precision: Literal["auto", "fp32", "bf16"] = doc("auto: bf16 on CUDA, fp32 on CPU", default="auto")
+    channels_last: Literal["auto"] | bool = doc(
+        "NHWC activations; auto: on (faster with cuDNN and with oneDNN on CPU)", default="auto"
+    )
+    compile: bool = doc("torch.compile the model for training", default=False)
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = doc(
+        "torch.compile mode (reduce-overhead uses CUDA graphs)", default="default"
+    )
+    seed: int = doc("seed of initialisation, shuffling and augmentation", default=0)
+    device: Literal["auto", "cpu", "cuda"] = doc("auto: cuda when available", default="auto")
+    threads: int = doc("torch intra-op threads; 0 = leave torch's setting", default=0)
+    eval_test: bool = doc("evaluate the test split at the end (final numbers)", default=True)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "eval_batch_size": self.eval_batch_size >= 1,
+            "lr": self.lr > 0 and math.isfinite(self.lr),
+            "momentum": 0 <= self.momentum < 1,
+            "weight_decay": self.weight_decay >= 0,
+            "label_smoothing": 0 <= self.label_smoothing < 1,
+            "warmup_epochs": 0 <= self.warmup_epochs < self.epochs,
+            "gamma": 0 < self.gamma <= 1,
+            "onecycle_peak": 0 < self.onecycle_peak < 1,
+            "onecycle_div": self.onecycle_div >= 1,
+            "final_lr": 0 <= self.final_lr <= 1,
+            "grad_clip": self.grad_clip >= 0,
+            "threads": self.threads >= 0,
+            "betas": len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            "milestones": all(0 < m < 1 for m in self.milestones),
+        }
+        rules = {
+            "epochs": ">= 1", "batch_size": ">= 1", "eval_batch_size": ">= 1", "lr": "> 0",
+            "momentum": "in [0, 1)", "weight_decay": ">= 0", "label_smoothing": "in [0, 1)",
+            "warmup_epochs": f"in [0, epochs={self.epochs})", "gamma": "in (0, 1]",
+            "onecycle_peak": "in (0, 1)", "onecycle_div": ">= 1", "final_lr": "in [0, 1]",
+            "grad_clip": ">= 0 (0 = off)", "threads": ">= 0 (0 = torch's default)",
+            "betas": "two numbers in [0, 1)", "milestones": "fractions in (0, 1)",
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"must be {rules[key]}, got {getattr(self, key)!r}", key)
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """Runtime measurement after training (``bench.measure.benchmark``)."""
+
+    enabled: bool = doc("measure throughput, latency and memory after training", default=False)
+    batch_size: int = doc("batch size of the throughput runs (halved on out-of-memory)", default=256)
+    warmup: int = doc("untimed iterations before each timed run", default=5)
+    iters: int = doc("timed iterations of each throughput run", default=20)
+    latency_iters: int = doc("timed batch-1 iterations for the latency percentiles", default=50)
+    train_step: bool = doc("also time a full training step (on a copy of the model)", default=True)
+
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "iters", "latency_iters"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, key)}", key)
+        if self.warmup < 0:
+            raise ConfigError(f"must be >= 0, got {self.warmup}", "warmup")
+
+
+@dataclass(frozen=True)
+class DiagnosticsSpec:
+    """Gradient-flow and lesion diagnostics (``bench.diagnostics``)."""
+
+    grad_norms: bool = doc(
+        "record grad_norm/<stem|block|head> each epoch (last batch of the epoch, before clipping)",
+        default=False,
+    )
+    lesion: bool = doc("lesion study after training (Veit et al. 2016)", default=False)
+    lesion_k: tuple[int, ...] = doc("numbers of random blocks deleted together", default=(2, 4, 8))
+    lesion_samples: int = doc("random draws per k", default=5)
+    lesion_split: Literal["val", "test"] = doc("split the lesion accuracies are measured on", default="test")
+
+    def __post_init__(self) -> None:
+        if self.lesion_samples < 1 or any(k < 1 for k in self.lesion_k):
+            raise ConfigError("lesion_samples and every lesion_k must be >= 1", "lesion_k")
+
+
+def _default_arch() -> ArchSpec:
+    return cifar_resnet(20)
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything one trial needs; parse with ``parse_trial`` (or ``bench.config.parse``)."""
+
+    arch: ArchSpec = doc("the model (see bench.models.ArchSpec)", default_factory=_default_arch)
+    data: DataSpec = doc("the dataset and augmentation", default_factory=DataSpec)
+    train: TrainSpec = doc("optimisation and execution", default_factory=TrainSpec)
+    measure: MeasureSpec = doc("runtime measurement", default_factory=MeasureSpec)
+    diagnostics: DiagnosticsSpec = doc("gradient flow and lesion study", default_factory=DiagnosticsSpec)
+    name: str = doc("trial name (display)", default="")
+
+
+@dataclass
+class TrialResult:
+    """The outcome of ``train``: status, final metrics, per-epoch history, diagnostics, env."""
+
+    status: Literal["completed", "diverged", "failed"]
+    message: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def parse_trial(data: Mapping[str, Any] | None, source: str = "") -> TrialSpec:
+    """A TrialSpec from plain data; ``arch`` may be the structured form (with ``stages``) or
+    the flat sweep form (``depth``, ``block``, ``skip``, ``model``, ...; see
+    ``bench.models.arch_from_params``)."""
+    data = dict(data or {})
+    arch = data.get("arch")
+    if isinstance(arch, Mapping) and "stages" not in arch:
+        try:
+            data["arch"] = arch_from_params(arch)
+        except ConfigError as exc:
+            raise exc.at("arch", source) from None
+    return parse(TrialSpec, data, source=source)
+
+
+# --- learning-rate schedule -------------------------------------------------------------------
+
+
+class LRSchedule:
+    """LR factor per optimiser step (for ``LambdaLR``); a plain object so that LambdaLR's
+    state_dict carries its settings."""
+
+    def __init__(self, spec: TrainSpec, steps_per_epoch: int) -> None:
+        self.kind = spec.schedule
+        self.total = max(1, spec.epochs * steps_per_epoch)
+        self.warmup = int(round(spec.warmup_epochs * steps_per_epoch))
+        self.milestones = tuple(spec.milestones)
+        self.gamma = spec.gamma
+        self.rise = self.warmup or max(1, int(round(spec.onecycle_peak * self.total)))
+        self.start = 1.0 / spec.onecycle_div
+        self.final = spec.final_lr
+
+    def __call__(self, step: int) -> float:
+        if self.kind == "onecycle":
+            if step < self.rise:
+                return self.start + (1.0 - self.start) * step / self.rise
+            t = (step - self.rise) / max(1, self.total - self.rise)
+            return max(self.final, 1.0 - (1.0 - self.final) * t)
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        if self.kind == "step":
+            return self.gamma ** sum(step >= m * self.total for m in self.milestones)
+        if self.kind == "cosine":
+            t = (step - self.warmup) / max(1, self.total - self.warmup)
+            return self.final + (1.0 - self.final) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+        return 1.0
+
+
+# --- setup helpers ----------------------------------------------------------------------------
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("cuda requested but no CUDA device is available; valid here: auto, cpu", "train.device")
+    return torch.device(name)
+
+
+def make_optimizer(model: nn.Module, spec: TrainSpec, device: torch.device) -> torch.optim.Optimizer:
+    """SGD or AdamW; 1-d parameters (BN, biases) get no weight decay unless decay_bn_bias."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 and not spec.decay_bn_bias else decay).append(p)
+    groups = [{"params": decay, "weight_decay": spec.weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    extra = {"fused": True} if device.type == "cuda" else {}
+    if spec.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=spec.lr, betas=tuple(spec.betas), **extra)
+    nesterov = spec.nesterov and spec.momentum > 0
+    return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum, nesterov=nesterov, **extra)
+
+
+def _to_cpu(obj: Any) -> Any:
+    """A deep copy with every tensor cloned to the CPU (a snapshot training cannot mutate)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+# Keys that may differ between a checkpoint and the resuming spec (execution details).
+_RESUME_FREE = {
+    "name", "train.device", "train.threads", "train.compile", "train.compile_mode",
+    "train.eval_test", "train.eval_batch_size", "data.root", "data.cache_dir", "data.download",
+}
+
+
+def _check_resume_spec(saved: Mapping[str, Any], spec: TrialSpec) -> None:
+    old, new = flatten(saved), flatten(to_dict(spec))
+    differ = sorted(
+        k for k in set(old) | set(new)
+        if old.get(k) != new.get(k) and k not in _RESUME_FREE
+        and not k.startswith(("measure.", "diagnostics."))
+    )
+    if differ:
+        shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in differ[:5])
+        raise ConfigError(f"the checkpoint was made with a different spec ({shown}); resume with the same spec")
+
+
+# --- the trial --------------------------------------------------------------------------------
+
+
+class _Trial:
+    """State of one running trial; ``train`` drives it epoch by epoch."""
+
+    def __init__(self, spec: TrialSpec) -> None:
+        t = spec.train
+        self.spec = spec
+        self.device = resolve_device(t.device)
+        cuda = self.device.type == "cuda"
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        if cuda:
+            torch.backends.cudnn.benchmark = True
+        self.bf16 = t.precision == "bf16" or (t.precision == "auto" and cuda)
+        self.channels_last = True if t.channels_last == "auto" else bool(t.channels_last)
+
+        self.splits: Splits = load_dataset(spec.data, self.device)
+        s = self.splits
+        # The data decide the classifier and input shape (a cifar100 trial needs 100 outputs).
+        fit = {"num_classes": s.num_classes, "in_chans": s.in_chans, "input_size": s.image_size}
+        self.arch = spec.arch
+        if any(getattr(spec.arch, k) != v for k, v in fit.items()):
+            self.arch = dataclasses.replace(spec.arch, **fit)
+        torch.manual_seed(t.seed)
+        self.model = build_model(self.arch).to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward = torch.compile(self.model, mode=t.compile_mode) if t.compile else self.model
+        self.cudagraphs = t.compile and "reduce-overhead" in t.compile_mode and cuda
+
+        n = len(s.train)
+        self.batch = min(t.batch_size, n)
+        self.steps = n // self.batch
+        self.optimizer = make_optimizer(self.model, t, self.device)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, LRSchedule(t, self.steps))
+        self.gen = torch.Generator(device=self.device).manual_seed(t.seed)
+        self.norm = Normalizer.create(s.mean, s.std, self.device, self.channels_last)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
+        self.groups = grad_groups(self.model) if spec.diagnostics.grad_norms else None
+
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+        self.best_val_acc = -math.inf
+        self.train_time = 0.0
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state(), "data": self.gen.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return _to_cpu({
+            "format": CHECKPOINT_FORMAT,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng,
+            "history": [dict(h) for h in self.history],
+            "best_val_acc": self.best_val_acc,
+            "train_time_s": self.train_time,
+            "spec": to_dict(self.spec),
+        })
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ConfigError(f"not a resbench checkpoint (format {state.get('format')!r})", "resume")
+        _check_resume_spec(state["spec"], self.spec)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.gen.set_state(state["rng"]["data"])
+        if self.device.type == "cuda" and "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self.epoch = int(state["epoch"])
+        self.history = [dict(h) for h in state["history"]]
+        self.best_val_acc = float(state["best_val_acc"])
+        self.train_time = float(state["train_time_s"])
+
+    # -- one epoch ---------------------------------------------------------------------------
+
+    def train_epoch(self) -> dict[str, float]:
+        t, d = self.spec.train, self.spec.data
+        train = self.splits.train
+        self.model.train()
+        dev = self.device
+        loss_sum = torch.zeros((), dtype=torch.float32, device=dev)
+        correct = torch.zeros((), dtype=torch.int64, device=dev)
+        grads: dict[str, float] = {}
+        lr = self.optimizer.param_groups[0]["lr"]
+        start = time.perf_counter()
+        perm = torch.randperm(len(train), generator=self.gen, device=dev)
+        for step in range(self.steps):
+            idx = perm[step * self.batch : (step + 1) * self.batch]
+            images, labels = train.images[idx], train.labels[idx]
+            if d.augment:
+                images = crop_flip(images, self.gen, d.crop_padding, d.flip)
+            x = self.norm(images)
+            if d.augment and d.cutout:
+                x = cutout(x, self.gen, d.cutout)
+            if self.cudagraphs:
+                torch.compiler.cudagraph_mark_step_begin()
+            with autocast(dev, self.bf16):
+                logits = self.forward(x)
+                loss = self.criterion(logits, labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.groups is not None and step == self.steps - 1:
+                grads = gradient_norms(self.model, self.groups)
+            if t.grad_clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.optimizer.step()
+            self.scheduler.step()
+            loss_sum += loss.detach().float()
+            correct += (logits.detach().argmax(1) == labels).sum()
+        mean_loss, n_correct = torch.stack([loss_sum.double(), correct.double()]).tolist()  # one sync
+        seconds = time.perf_counter() - start
+        images_seen = self.steps * self.batch
+        self.train_time += seconds
+        return {
+            "lr": lr,
+            "train_loss": mean_loss / self.steps,
+            "train_acc": 100.0 * n_correct / images_seen,
+            "train_img_per_s": images_seen / max(seconds, 1e-9),
+            **grads,
+        }
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        res = evaluate(
+            self.model, self.splits.split(split), self.norm,
+            batch_size=self.spec.train.eval_batch_size, bf16=self.bf16,
+        )
+        return {f"{split}_loss": res["loss"], f"{split}_acc": res["acc"], f"{split}_top5": res["top5"]}
+
+    # -- end of training ---------------------------------------------------------------------
+
+    def final_metrics(self) -> dict[str, float]:
+        spec = self.spec
+        out: dict[str, float] = {}
+        if spec.train.eval_test:
+            out.update(self.evaluate("test"))
+        c = cost(self.arch)
+        out.update(params=float(c.params), macs=float(c.macs), activations=float(c.activations))
+        if math.isfinite(self.best_val_acc):
+            out["best_val_acc"] = self.best_val_acc
+        out["train_time_s"] = self.train_time
+        if spec.measure.enabled:
+            m = spec.measure
+            s = self.splits
+            out.update(benchmark(
+                self.model, (s.in_chans, s.image_size, s.image_size), self.device,
+                batch_size=m.batch_size, warmup=m.warmup, iters=m.iters,
+                precision="bf16" if self.bf16 else "fp32", channels_last=self.channels_last,
+                latency_iters=m.latency_iters, train_step=m.train_step, num_classes=s.num_classes,
+            ))
+        return out
+
+    def diagnostics(self) -> dict[str, Any]:
+        dspec = self.spec.diagnostics
+        out: dict[str, Any] = {}
+        if dspec.grad_norms and self.groups is not None:
+            out["grad_norms"] = {
+                "measured_on": "last training batch of each epoch, before gradient clipping",
+                "groups": [name for name, _ in self.groups],
+            }
+        if dspec.lesion:
+            out["lesion"] = lesion_study(
+                self.model, self.splits, split=dspec.lesion_split, k_values=dspec.lesion_k,
+                samples=dspec.lesion_samples, seed=self.spec.train.seed,
+                batch_size=self.spec.train.eval_batch_size, bf16=self.bf16,
+                channels_last=self.channels_last,
+            )
+        return out
+
+
+def train(spec: TrialSpec, report: ReportFn | None = None, resume: Mapping[str, Any] | None = None) -> TrialResult:
+    """Run one trial. ``report(metrics, checkpoint)`` is called after every epoch with that
+    epoch's metrics (the last call also carries the final ones) and a zero-argument function
+    returning the checkpoint state; pass such a state back as ``resume`` to continue exactly.
+
+    Returns status ``completed``, ``diverged`` (NaN/inf loss) or ``failed`` (out of memory);
+    errors the user can fix (ConfigError, DataError) are raised."""
+    wall = time.perf_counter()
+    env = environment(resolve_device(spec.train.device))
+    trial = _Trial(spec)
+    if resume is not None:
+        trial.load_state_dict(resume)
+    checkpoint = trial.state_dict
+
+    final: dict[str, float] = {}
+    diagnostics: dict[str, Any] = {}
+    try:
+        while trial.epoch < spec.train.epochs:
+            epoch_start = time.perf_counter()
+            m: dict[str, float] = {"epoch": float(trial.epoch + 1)}
+            m.update(trial.train_epoch())
+            if not math.isfinite(m["train_loss"]):
+                return _diverged(trial, env, f"training loss became {m['train_loss']} in epoch {trial.epoch + 1}")
+            if len(trial.splits.val):
+                m.update(trial.evaluate("val"))
+                if not math.isfinite(m["val_loss"]):
+                    return _diverged(trial, env, f"validation loss became {m['val_loss']} in epoch {trial.epoch + 1}")
+                trial.best_val_acc = max(trial.best_val_acc, m["val_acc"])
+                m["best_val_acc"] = trial.best_val_acc
+            m["epoch_time_s"] = time.perf_counter() - epoch_start
+            trial.epoch += 1
+            trial.history.append(m)
+            if trial.epoch == spec.train.epochs:
+                final = trial.final_metrics()
+                diagnostics = trial.diagnostics()
+                final["wall_time_s"] = time.perf_counter() - wall
+            if report is not None:
+                report({**m, **final}, checkpoint)
+    except torch.cuda.OutOfMemoryError as exc:
+        return TrialResult(
+            "failed",
+            f"out of memory at batch size {spec.train.batch_size} ({str(exc).splitlines()[0]}); "
+            "lower train.batch_size",
+            metrics=dict(trial.history[-1]) if trial.history else {},
+            history=trial.history,
+            env=env,
+        )
+    if not final:  # resumed from a checkpoint taken after the last epoch: only the final numbers
+        final = trial.final_metrics()
+        diagnostics = trial.diagnostics()
+        final["wall_time_s"] = time.perf_counter() - wall
+    metrics = {**trial.history[-1], **final}
+    return TrialResult("completed", "", metrics=metrics, history=trial.history, diagnostics=diagnostics, env=env)
+
+
+def _diverged(trial: _Trial, env: dict[str, str], what: str) -> TrialResult:
+    lr = trial.optimizer.param_groups[0]["lr"]
+    return TrialResult(
+        "diverged",
+        f"{what} (lr {lr:.3g}); lower train.lr, add warm-up (train.warmup_epochs) or set train.grad_clip",
+        metrics=dict(trial.history[-1]) if trial.history else {},
+        history=trial.history,
+        env=env,
+    )

@@ -1,0 +1,225 @@
+"""``python -m launchers.train``: run one trial from a spec, without Ray or MLflow.
+
+    python -m launchers.train                                   # ResNet-20 on digits
+    python -m launchers.train --arch resnet20 --set train.epochs=5
+    python -m launchers.train --config trial.yaml --set arch.depth=56 --json out.json
+    python -m launchers.train --set data.name=imagefolder --set data.root=DIR --set train.lr=0.2
+
+``--config`` holds a TrialSpec mapping (arch, data, train, measure, diagnostics, name); the arch
+may be structured (with ``stages``) or flat (``depth``, ``block``, ``skip``, ``width``, ``model``,
+...: ``bench.models.arch_from_params``). ``--set key=value`` overrides any key (values are YAML).
+A progress line per epoch goes to stderr, the final JSON to stdout (and ``--json PATH``).
+Exit status: 0 completed, 1 diverged or failed, 2 a configuration or data error (one message;
+``--debug`` shows the traceback). Unset ``data.root`` / ``data.cache_dir`` are filled from the
+RESBENCH_DATA / RESBENCH_CACHE environment variables (else the user cache folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.config import apply_overrides, parse_override, to_dict
+from bench.errors import ConfigError, ResbenchError
+
+# Flat arch keys that a structured arch (with stages) would silently ignore.
+_FLAT_ONLY = {"depth", "block", "width", "widen", "bc", "model"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m launchers.train",
+        description="Run one resbench trial (no Ray, no MLflow) and print its result as JSON.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", metavar="FILE.yaml", help="a TrialSpec mapping (YAML)")
+    p.add_argument(
+        "--arch", metavar="NAME",
+        help="model shorthand: resnet20, resnet56-b, plain20, densenet40, wrn16-4, resnet<depth>, "
+        "plain<depth>, densenet<depth>, wrn<depth>-<k>, timm:<name>",
+    )
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a spec key, e.g. train.lr=0.05, arch.depth=56, data.subset=5000 (repeatable)",
+    )
+    p.add_argument("--json", metavar="PATH", help="also write the final JSON here (atomically)")
+    p.add_argument("--checkpoint", metavar="PATH", help="save a resumable checkpoint here after every epoch")
+    p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint written by --checkpoint")
+    p.add_argument("--print-spec", action="store_true", help="print the resolved spec as YAML and exit")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for configuration errors")
+    return p
+
+
+def arch_shorthand(name: str) -> dict[str, Any]:
+    """``--arch NAME`` as flat arch parameters."""
+    from bench.models import CANONICAL
+
+    if name in CANONICAL or name.startswith("timm:"):
+        return {"model": name}
+    m = re.fullmatch(r"(resnet|plain|densenet)(\d+)", name)
+    if m:
+        return {"family": m.group(1), "depth": int(m.group(2))}
+    m = re.fullmatch(r"wrn-?(\d+)-(\d+)", name)
+    if m:
+        return {"family": "wrn", "depth": int(m.group(1)), "widen": int(m.group(2))}
+    raise ConfigError(
+        f"unknown model shorthand {name!r}; valid: {', '.join(CANONICAL)}, resnet<depth>, "
+        "plain<depth>, densenet<depth>, wrn<depth>-<k>, timm:<name>",
+        "--arch",
+    )
+
+
+def load_spec_data(config: str | None, arch: str | None, overrides: Sequence[str]) -> dict[str, Any]:
+    """The spec as plain data: the YAML file, then --arch, then the --set overrides."""
+    data: dict[str, Any] = {}
+    if config:
+        path = Path(config)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read the config file: {exc.strerror}", source=config) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"not valid YAML: {exc}", source=config) from None
+        if loaded is not None and not isinstance(loaded, Mapping):
+            raise ConfigError("expected a mapping (arch, data, train, ...) at the top level", source=config)
+        data = dict(loaded or {})
+    if arch:
+        data["arch"] = arch_shorthand(arch)
+    data = apply_overrides(data, overrides)
+    arch_data = data.get("arch")
+    if isinstance(arch_data, Mapping) and "stages" in arch_data:
+        flat = sorted(
+            k for k, _ in map(parse_override, overrides)
+            if k.startswith("arch.") and k.split(".")[1] in _FLAT_ONLY
+        )
+        if flat:
+            raise ConfigError(
+                f"{', '.join(flat)} would be ignored: the arch is in the structured form (with "
+                "stages); edit arch.stages, or give the arch in the flat form (--arch NAME, or "
+                "arch: {depth: ..., block: ..., skip: ...})",
+                flat[0],
+            )
+    return data
+
+
+def _finite(obj: Any) -> Any:
+    """NaN / inf as null, so the output is strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Mapping):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_atomic(path: str | Path, text: str | bytes) -> None:
+    """Write to a temp file beside ``path`` and rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode() if isinstance(text, str) else text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _progress(spec: Any, metrics: Mapping[str, float]) -> str:
+    epoch = int(metrics["epoch"])
+    parts = [
+        f"epoch {epoch:>3}/{spec.train.epochs}",
+        f"loss {metrics['train_loss']:.4f}",
+        f"train {metrics['train_acc']:5.1f}%",
+    ]
+    if "val_acc" in metrics:
+        parts.append(f"val {metrics['val_acc']:5.1f}% (loss {metrics['val_loss']:.4f})")
+    if "test_acc" in metrics:
+        parts.append(f"test {metrics['test_acc']:5.1f}%")
+    parts += [
+        f"lr {metrics['lr']:.4g}",
+        f"{metrics['epoch_time_s']:.1f}s",
+        f"{metrics['train_img_per_s']:.0f} img/s",
+    ]
+    return "  ".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from bench.data import resolve_paths
+    from bench.trainer import parse_trial, train
+
+    data = load_spec_data(args.config, args.arch, args.overrides)
+    spec = parse_trial(data, source=args.config or "")
+    spec = dataclasses.replace(spec, data=resolve_paths(spec.data, os.environ))
+    if args.print_spec:
+        print(yaml.safe_dump(to_dict(spec), sort_keys=False), end="")
+        return 0
+
+    resume = None
+    if args.resume:
+        try:
+            resume = torch.load(args.resume, map_location="cpu", weights_only=False)
+        except OSError as exc:
+            raise ConfigError(f"cannot read the checkpoint: {exc.strerror}", "--resume", args.resume) from None
+
+    def report(metrics: dict[str, float], checkpoint: Any) -> None:
+        if not args.quiet:
+            print(_progress(spec, metrics), file=sys.stderr, flush=True)
+        if args.checkpoint:
+            import io
+
+            buf = io.BytesIO()
+            torch.save(checkpoint(), buf)
+            write_atomic(args.checkpoint, buf.getvalue())
+
+    if not args.quiet:
+        print(f"trial {spec.name or spec.arch.label} on {spec.data.name}", file=sys.stderr, flush=True)
+    result = train(spec, report=report, resume=resume)
+    out = {
+        "name": spec.name,
+        "arch": spec.arch.label,
+        **result.as_dict(),
+        "spec": to_dict(spec),
+    }
+    text = json.dumps(_finite(out), indent=2)
+    print(text)
+    if args.json:
+        write_atomic(args.json, text + "\n")
+    if result.status != "completed":
+        print(f"trial {result.status}: {result.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except ResbenchError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
