@@ -1,0 +1,298 @@
+"""The report's analysis on plain run dicts (as ``bench.report.fetch`` returns them): trials,
+groups of trials that differ only in their seed (mean and std over seeds), Pareto fronts,
+matched-budget pairs and block ordering. No MLflow, no plotting.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Parameters that do not change what a trial learns (where and how fast it ran): left out of the
+# grouping key, like every ``*.seed``.
+EXECUTION_PARAMS = frozenset({
+    "name", "train.device", "train.threads", "train.compile", "train.compile_mode",
+    "train.eval_test", "train.eval_batch_size", "data.root", "data.cache_dir", "data.download",
+})
+# resbench.status when the tag is missing (runs logged by hand): from the MLflow status.
+_FROM_MLFLOW = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "stopped",
+                "RUNNING": "running", "SCHEDULED": "running"}
+FINISHED = ("completed",)
+COST = ("params", "macs")
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(float(text)) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class Trial:
+    """One trial's MLflow child run, read into the fields the report uses."""
+
+    run: dict[str, Any]
+    run_id: str
+    name: str
+    experiment: str
+    sweep_id: str
+    trial_id: str
+    kind: str  # search | reference
+    status: str  # resbench.status: completed, stopped, diverged, failed, rejected, ...
+    error: str
+    label: str
+    family: str  # resnet | densenet | timm | "" (unknown)
+    depth: int | None
+    skip: str
+    block: str
+    seed: int | None
+    params: dict[str, str]
+    metrics: dict[str, float]
+    history: dict[str, list[list[float]]]
+    lesion: dict[str, Any] | None
+
+    @classmethod
+    def from_run(cls, run: dict[str, Any]) -> Trial:
+        tags, params = run.get("tags", {}), run.get("params", {})
+        family = params.get("arch.family", "")
+        skip = params.get("arch.skip", "")
+        blocks = sorted({v for k, v in params.items()
+                         if k.startswith("arch.stages.") and k.endswith(".block")})
+        depth = _int(params.get("arch.depth"))
+        status = tags.get("resbench.status") or _FROM_MLFLOW.get(run.get("status", ""), "unknown")
+        label = tags.get("resbench.label") or run.get("run_name") or run["run_id"][:8]
+        return cls(
+            run=run, run_id=run["run_id"], name=run.get("run_name") or label,
+            experiment=run.get("experiment", ""), sweep_id=tags.get("resbench.sweep_id", ""),
+            trial_id=tags.get("resbench.trial_id", ""),
+            kind=tags.get("resbench.kind") or ("reference" if family == "timm" else "search"),
+            status=status, error=tags.get("resbench.error", ""), label=label, family=family,
+            depth=depth if depth else None, skip=skip,
+            block=blocks[0] if len(blocks) == 1 else ("mixed" if blocks else ""),
+            seed=_int(params.get("train.seed")), params=dict(params),
+            metrics=dict(run.get("metrics", {})), history=dict(run.get("history") or {}),
+            lesion=run.get("lesion"),
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def plain(self) -> bool:
+        return self.family in ("resnet", "plain") and self.skip == "none"
+
+    @property
+    def reference(self) -> bool:
+        return self.kind == "reference" or self.family == "timm"
+
+    @property
+    def trained(self) -> bool:
+        """Has accuracies (a measurement-only reference has none)."""
+        return "val_acc" in self.metrics or "test_acc" in self.metrics
+
+    @property
+    def variant(self) -> str:
+        """The architecture family as the figures group it: plain, resnet-<skip>, densenet..."""
+        if self.reference:
+            return "timm reference"
+        if self.family in ("resnet", "plain"):
+            return "plain" if self.plain else f"resnet ({self.skip or '?'})"
+        if self.family == "densenet":
+            bc = self.params.get("arch.dense_bottleneck") == "True"
+            c = (_float(self.params.get("arch.compression")) or 1.0) < 1.0
+            return "densenet" + ("-" + ("b" if bc else "") + ("c" if c else "") if bc or c else "")
+        return self.family or "other"
+
+    @property
+    def epochs(self) -> int:
+        return int(self.metrics.get("epoch", 0) or 0)
+
+    def group_key(self) -> tuple[str, ...]:
+        keep = sorted((k, v) for k, v in self.params.items()
+                      if k not in EXECUTION_PARAMS and k.rsplit(".", 1)[-1] != "seed")
+        return (self.experiment, self.kind, self.label, *(f"{k}={v}" for k, v in keep))
+
+    def curve(self, key: str) -> list[tuple[float, float]]:
+        return [(float(s), float(v)) for s, v in self.history.get(key, []) if _ok(v)]
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _ok(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+@dataclass
+class Stat:
+    """Mean, sample standard deviation (0 for one value) and count of a metric over seeds."""
+
+    mean: float
+    std: float
+    n: int
+
+
+def stat(values: Iterable[float]) -> Stat | None:
+    vals = [float(v) for v in values if _ok(v)]
+    if not vals:
+        return None
+    return Stat(statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0, len(vals))
+
+
+@dataclass
+class Group:
+    """Trials with the same architecture and training configuration except the seed."""
+
+    trials: list[Trial] = field(default_factory=list)
+
+    @property
+    def first(self) -> Trial:
+        return self.trials[0]
+
+    @property
+    def finished(self) -> list[Trial]:
+        return [t for t in self.trials if t.finished]
+
+    def stat(self, metric: str) -> Stat | None:
+        return stat(t.metrics[metric] for t in self.finished if metric in t.metrics)
+
+    def value(self, metric: str) -> float | None:
+        """A metric that does not depend on the seed (cost), from any trial that has it."""
+        for t in self.trials:
+            if metric in t.metrics and _ok(t.metrics[metric]):
+                return t.metrics[metric]
+        return None
+
+    def mean(self, metric: str) -> float | None:
+        s = self.stat(metric)
+        return s.mean if s else None
+
+    def mean_curve(self, key: str) -> list[tuple[float, float]]:
+        """Per-epoch mean over the group's finished (or stopped) trials."""
+        by_step: dict[float, list[float]] = {}
+        for t in self.trials:
+            if t.status in ("completed", "stopped"):
+                for step, v in t.curve(key):
+                    by_step.setdefault(step, []).append(v)
+        return [(s, statistics.fmean(vs)) for s, vs in sorted(by_step.items())]
+
+    @property
+    def statuses(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.trials:
+            out[t.status] = out.get(t.status, 0) + 1
+        return out
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({t.seed for t in self.trials if t.seed is not None})
+
+
+def group_trials(trials: Sequence[Trial]) -> list[Group]:
+    """Trials grouped by ``Trial.group_key`` in first-seen order."""
+    groups: dict[tuple[str, ...], Group] = {}
+    for t in trials:
+        groups.setdefault(t.group_key(), Group()).trials.append(t)
+    return list(groups.values())
+
+
+def accuracy_metric(trials: Sequence[Trial]) -> str:
+    """test_acc when some finished trial has it, else val_acc."""
+    return "test_acc" if any(t.finished and "test_acc" in t.metrics for t in trials) else "val_acc"
+
+
+def pareto_front(points: Sequence[tuple[float, float]], x_mode: str) -> list[int]:
+    """Indices of the non-dominated points, accuracy ``y`` maximised and ``x`` minimised
+    (``x_mode`` "min") or maximised ("max"); ordered along x."""
+    sign = 1.0 if x_mode == "min" else -1.0
+    order = sorted(range(len(points)), key=lambda i: (sign * points[i][0], -points[i][1]))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+_BLOCK_RE = re.compile(r"^stage(\d+)\.block(\d+)$")
+
+
+def block_order(names: Iterable[str]) -> list[str]:
+    """Gradient / lesion group names in forward order: stem, stageS.blockB, head; others
+    (top-level children of non-resbench models) alphabetically in between."""
+    def key(name: str) -> tuple[int, int, int, str]:
+        if name == "stem":
+            return (0, 0, 0, name)
+        if name == "head":
+            return (3, 0, 0, name)
+        m = _BLOCK_RE.match(name)
+        if m:
+            return (1, int(m.group(1)), int(m.group(2)), name)
+        return (2, 0, 0, name)
+
+    return sorted(set(names), key=key)
+
+
+def nearest(target: float, candidates: Sequence[Group], metric: str) -> Group | None:
+    """The candidate whose ``metric`` is closest to ``target`` on a log scale."""
+    best, dist = None, math.inf
+    for g in candidates:
+        v = g.value(metric)
+        if v and v > 0 and target > 0:
+            d = abs(math.log(v / target))
+            if d < dist:
+                best, dist = g, d
+    return best
+
+
+__all__ = [
+    "Group",
+    "Stat",
+    "Trial",
+    "accuracy_metric",
+    "block_order",
+    "display_names",
+    "group_trials",
+    "nearest",
+    "pareto_front",
+    "stat",
+]
+
+
+def display_names(groups: Sequence[Group], multi_experiment: bool) -> dict[int, str]:
+    """A unique display name per group (``id(group)`` -> name): the architecture label, the
+    experiment when several are compared, and the parameters that tell apart groups sharing a
+    label (e.g. ``densenet16-k4 (lr=1e6)``)."""
+    base = {id(g): g.first.label + (f" [{g.first.experiment}]" if multi_experiment else "")
+            for g in groups}
+    by_base: dict[str, list[Group]] = {}
+    for g in groups:
+        by_base.setdefault(base[id(g)], []).append(g)
+    out: dict[int, str] = {}
+    for name, gs in by_base.items():
+        if len(gs) == 1:
+            out[id(gs[0])] = name
+            continue
+        keys = sorted({k for g in gs for k in g.first.params
+                       if not k.startswith("sample.") and k not in EXECUTION_PARAMS
+                       and k.rsplit(".", 1)[-1] != "seed"})
+        differ = [k for k in keys if len({g.first.params.get(k) for g in gs}) > 1]
+        # the recipe first (the label already names the architecture), keys all groups share
+        # before keys some lack
+        differ.sort(key=lambda k: (any(k not in g.first.params for g in gs),
+                                   k.startswith("arch."), k))
+        for i, g in enumerate(gs):
+            extra = ", ".join(f"{k.rsplit('.', 1)[-1]}={g.first.params.get(k, '-')}"
+                              for k in differ[:3])
+            out[id(g)] = f"{name} ({extra})" if extra else f"{name} #{i + 1}"
+    return out

@@ -1,0 +1,489 @@
+"""Assembling a report from plain run dicts: the sections (tables and figures) rendered as one
+self-contained HTML page, a Markdown file of the same tables and a CSV of the trials.
+
+The page needs nothing from the network: figures are inline SVG, styles inline, and one small
+inline script sorts the tables. A Content-Security-Policy lets only that script run, on top of
+every run name, parameter and error text being escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import html
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from bench.report import plots
+from bench.report.fetch import is_sweep, redact_uri
+from bench.report.model import (
+    Group,
+    Trial,
+    accuracy_metric,
+    display_names,
+    group_trials,
+    nearest,
+)
+from bench.report.tables import (
+    Cell,
+    Table,
+    count,
+    fixed,
+    mean_std,
+    number,
+    text,
+    to_csv,
+    to_html,
+    to_markdown,
+)
+
+SORT_SCRIPT = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  var heads = table.querySelectorAll("thead th");
+  heads.forEach(function (th, col) {
+    th.tabIndex = 0;
+    th.title = "sort";
+    function key(row) {
+      var c = row.cells[col];
+      return c ? c.getAttribute("data-v") || "" : "";
+    }
+    function sort() {
+      var asc = th.getAttribute("aria-sort") !== "ascending";
+      heads.forEach(function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (x === "" || y === "") { return x === y ? 0 : (x === "" ? 1 : -1); }
+        var nx = Number(x), ny = Number(y);
+        var r = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+        return asc ? r : -r;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    }
+    th.addEventListener("click", sort);
+    th.addEventListener("keydown", function (e) { if (e.key === "Enter") { sort(); } });
+  });
+});
+"""
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;
+max-width:1200px;padding:0 1.2rem 3rem;color:#1b1b1b;line-height:1.45}
+h1{font-size:1.5rem;margin:1.2rem 0 .2rem}h2{font-size:1.2rem;margin-top:2rem;
+border-bottom:1px solid #ddd;padding-bottom:.2rem}
+nav a{margin-right:.6rem;white-space:nowrap;display:inline-block}.meta{color:#555;font-size:.9rem}
+.scroll{overflow-x:auto}table{border-collapse:collapse;font-size:.82rem;margin:.5rem 0}
+th,td{border:1px solid #ddd;padding:.22rem .45rem;text-align:left;vertical-align:top}
+th{background:#f3f4f6;cursor:pointer;user-select:none;position:sticky;top:0}
+th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+tbody tr:nth-child(even){background:#fafafa}code,pre{font-size:.8rem}
+pre{white-space:pre-wrap;max-height:20rem;overflow:auto;background:#f6f6f6;padding:.4rem}
+figure{margin:1rem 0}figure svg{max-width:100%;height:auto}
+figcaption{color:#555;font-size:.85rem}.note{color:#555}.warn{color:#9a3412}
+"""
+ACC_TITLE = {"val_acc": "val acc (%)", "test_acc": "test acc (%)"}
+
+
+def csp(script: str) -> str:
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    return (f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+            f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
+
+
+@dataclass
+class Report:
+    """The three rendered files and what the page says about its data."""
+
+    html: str
+    markdown: str
+    csv: str
+    trials: int
+    finished: int
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    html: str
+    markdown: str = ""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _counts(trials: Sequence[Trial]) -> str:
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.status] = counts.get(t.status, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _first_line(message: str) -> str:
+    return next((ln.strip() for ln in message.splitlines() if ln.strip()), "")
+
+
+def _ui_base(tracking_uri: str) -> str | None:
+    """The MLflow UI address for links, when the store is a tracking server."""
+    if tracking_uri.startswith(("http://", "https://")):
+        p = urlsplit(tracking_uri)
+        host = (p.hostname or "") + (f":{p.port}" if p.port else "")
+        return urlunsplit((p.scheme, host, p.path.rstrip("/"), "", ""))
+    return None
+
+
+class Builder:
+    """Turns runs into sections; one instance per report."""
+
+    def __init__(self, runs: Sequence[dict[str, Any]], experiments: Sequence[str],
+                 tracking_uri: str) -> None:
+        self.experiments = list(dict.fromkeys(experiments))
+        self.uri = tracking_uri
+        self.ui = _ui_base(tracking_uri)
+        self.sweeps = [r for r in runs if is_sweep(r)]
+        self.trials = [Trial.from_run(r) for r in runs if not is_sweep(r)]
+        self.groups = group_trials(self.trials)
+        self.multi = len(self.experiments) > 1
+        self.names = display_names(self.groups, self.multi)
+        self.acc = accuracy_metric(self.trials)
+        self.finished = [t for t in self.trials if t.finished]
+        self.warnings: list[str] = []
+        self._fig = 0
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def run_link(self, run_id: str, experiment_id: str) -> Cell:
+        if self.ui:
+            url = f"{self.ui}/#/experiments/{experiment_id}/runs/{run_id}"
+            return text(run_id, markup=f'<a href="{_e(url)}"><code>{_e(run_id)}</code></a>')
+        return text(run_id, markup=f"<code>{_e(run_id)}</code>")
+
+    def figure(self, fn: Callable[..., Any], *args: Any, caption: str) -> str | None:
+        self._fig += 1
+        try:
+            svg = plots.render(fn, *args, prefix=f"f{self._fig}")
+        except Exception as exc:  # noqa: BLE001 - one bad figure must not lose the report
+            message = f"{caption.split('.')[0]}: {type(exc).__name__}: {exc}"
+            self.warnings.append(message)
+            return f'<p class="warn">This figure could not be drawn ({_e(message)}).</p>'
+        if svg is None:
+            return None
+        return f'<figure class="plot">{svg}<figcaption>{_e(caption)}</figcaption></figure>'
+
+    # -- sections ----------------------------------------------------------------------------
+
+    def overview(self) -> Section:
+        lines_html, lines_md = [], []
+        for name in self.experiments:
+            trials = [t for t in self.trials if t.experiment == name]
+            sweeps = [s for s in self.sweeps if s["experiment"] == name]
+            done = sum(t.finished for t in trials)
+            if not trials:
+                msg = (f"Experiment {name!r} has no trials yet "
+                       f"({len(sweeps)} sweep run{'s' if len(sweeps) != 1 else ''}).")
+            elif not done:
+                msg = (f"Experiment {name!r} has no finished trials ({len(trials)} trials: "
+                       f"{_counts(trials)}); see the trials that did not complete below.")
+            else:
+                msg = (f"Experiment {name!r}: {len(trials)} trials ({_counts(trials)}) from "
+                       f"{len(sweeps)} sweep{'s' if len(sweeps) != 1 else ''}.")
+            cls = "" if done else ' class="warn"'
+            lines_html.append(f"<li{cls}>{_e(msg)}</li>")
+            lines_md.append(f"- {_md(msg)}")
+        acc = (f"Accuracy is {self.acc} (percent); 'mean ± std' is over the seeds of trials "
+               "that differ only in their seed.")
+        body = f"<ul>{''.join(lines_html)}</ul><p class='note'>{_e(acc)}</p>"
+        return Section("overview", "Overview", body, "\n".join(lines_md) + f"\n\n{_md(acc)}")
+
+    def summary_table(self) -> Table:
+        cols = (["experiment"] if self.multi else []) + [
+            "architecture", "family", "depth", "params", "MACs", "throughput (img/s)",
+            "latency p50 (ms)", "val acc (%)", "test acc (%)", "seeds", "status"]
+        off = 1 if self.multi else 0
+        t = Table("summary", cols, numeric={off + i for i in (2, 3, 4, 5, 6, 7, 8, 9)})
+
+        def order(g: Group) -> tuple[float, str]:
+            m = g.mean(self.acc)
+            return (-(m if m is not None else -math.inf), self.names[id(g)])
+
+        for g in sorted(self.groups, key=order):
+            f = g.first
+            row = [text(f.experiment)] if self.multi else []
+            row += [
+                text(self.names[id(g)]), text(f.variant),
+                number(float(f.depth)) if f.depth else Cell(),
+                count(g.value("params")), count(g.value("macs")),
+                number(g.mean("infer_img_per_s")), number(g.mean("latency_ms_p50")),
+                mean_std(g.stat("val_acc")), mean_std(g.stat("test_acc")),
+                Cell(f"{len(g.finished)}/{len(g.trials)}", len(g.finished), len(g.finished)),
+                text(_counts(g.trials)),
+            ]
+            t.rows.append(row)
+        return t
+
+    def trials_table(self, for_csv: bool = False) -> Table:
+        cols = ["experiment", "trial", "architecture", "family", "seed", "status", "epochs",
+                "params", "MACs", "throughput (img/s)", "latency p50 (ms)", "val acc (%)",
+                "best val acc (%)", "test acc (%)", "train time (s)", "MLflow run id"]
+        t = Table("trials", cols, numeric={4, 6, 7, 8, 9, 10, 11, 12, 13, 14})
+        for tr in sorted(self.trials, key=lambda x: (x.experiment, x.trial_id, x.run_id)):
+            m = tr.metrics
+            t.rows.append([
+                text(tr.experiment), text(tr.trial_id), text(tr.label), text(tr.variant),
+                number(float(tr.seed)) if tr.seed is not None else Cell(),
+                text(tr.status), number(float(tr.epochs)),
+                count(m.get("params")), count(m.get("macs")),
+                number(m.get("infer_img_per_s")), number(m.get("latency_ms_p50")),
+                fixed(m.get("val_acc")), fixed(m.get("best_val_acc")), fixed(m.get("test_acc")),
+                number(m.get("train_time_s")),
+                text(tr.run_id) if for_csv else self.run_link(tr.run_id, tr.run["experiment_id"]),
+            ])
+        return t
+
+    def csv_text(self) -> str:
+        """Every trial with raw numbers (full precision) and the first line of its error."""
+        keys = ["params", "macs", "infer_img_per_s", "latency_ms_p50", "latency_ms_p90",
+                "val_acc", "best_val_acc", "test_acc", "train_time_s", "epoch"]
+        cols = ["experiment", "sweep_id", "trial_id", "run_id", "architecture", "family",
+                "kind", "depth", "seed", "status", *keys, "error"]
+        t = Table("trials-csv", cols)
+        for tr in sorted(self.trials, key=lambda x: (x.experiment, x.trial_id, x.run_id)):
+            t.rows.append([
+                text(tr.experiment), text(tr.sweep_id), text(tr.trial_id), text(tr.run_id),
+                text(tr.label), text(tr.variant), text(tr.kind),
+                Cell(str(tr.depth or ""), raw=tr.depth), Cell(raw=tr.seed),
+                text(tr.status), *[Cell(raw=tr.metrics.get(k)) for k in keys],
+                text(_first_line(tr.error)),
+            ])
+        return to_csv(t)
+
+    def tables(self) -> list[Section]:
+        summary, trials = self.summary_table(), self.trials_table()
+        note = ("One row per architecture and training configuration; trials that differ only "
+                "in the seed are merged (mean ± std over the finished ones). Click a header to "
+                "sort.")
+        return [
+            Section("summary", "Summary", f"<p class='note'>{_e(note)}</p>" + to_html(summary),
+                    f"{_md(note)}\n\n{to_markdown(summary)}"),
+            Section("trials", "Trials",
+                    "<p class='note'>Every trial (MLflow child run), one row each.</p>"
+                    + to_html(trials), to_markdown(self.trials_table(for_csv=True))),
+        ]
+
+    def pareto(self) -> Section | None:
+        fig = self.figure(plots.pareto, self.groups, self.acc, self.names,
+                          caption=f"Pareto fronts of {self.acc} against cost (mean over seeds; "
+                                  "bars: std). The black line joins the non-dominated searched "
+                                  "architectures; stars are timm reference models, dotted lines "
+                                  "references that were only measured.")
+        if fig is None:
+            return Section("pareto", "Pareto fronts",
+                           "<p class='note'>No finished trial with an accuracy and a cost.</p>")
+        return Section("pareto", "Pareto fronts", fig)
+
+    def figures(self) -> list[Section]:
+        out = []
+        specs = [
+            ("curves", "Training curves", plots.curves, (self.groups, self.names),
+             "Training loss and validation accuracy per epoch, one line per trial (dashed: "
+             "plain networks)."),
+            ("degradation", "Degradation: plain vs residual", plots.degradation,
+             (self.groups, self.names),
+             "He et al. 2016, Fig. 1 and 6: training error (dashed) and validation error (bold) "
+             "per epoch, plain networks (skip none) against residual ones, one line per depth. "
+             "Degradation shows as deeper plain nets training worse than shallower ones."),
+            ("depth", "Error vs depth", plots.error_vs_depth, (self.groups, self.acc),
+             f"{self.acc.replace('_acc', '')} error (100 - accuracy) against depth for each "
+             "family and skip style; bars: std over seeds."),
+        ]
+        for sid, title, fn, args, caption in specs:
+            fig = self.figure(fn, *args, caption=caption)
+            if fig is not None:
+                out.append(Section(sid, title, fig))
+        return out
+
+    def families(self) -> Section | None:
+        fams = {g.first.family for g in self.groups if not g.first.reference and g.finished}
+        if not {"resnet", "densenet"} <= fams:
+            return None
+        fig = self.figure(plots.families, self.groups, self.acc, self.names,
+                          caption=f"{self.acc} against parameters and MACs, coloured by family.")
+        res = [g for g in self.groups
+               if g.first.family == "resnet" and not g.first.plain and g.stat(self.acc)]
+        dense = [g for g in self.groups if g.first.family == "densenet" and g.stat(self.acc)]
+        t = Table("matched", ["DenseNet", "params", "MACs", ACC_TITLE[self.acc],
+                              "ResNet (closest in params)", "params ", "MACs ",
+                              ACC_TITLE[self.acc] + " ", "params ratio", "Δ acc (D − R)"],
+                  numeric={1, 2, 3, 5, 6, 7, 8, 9})
+        for d in sorted(dense, key=lambda g: g.value("params") or 0):
+            dp = d.value("params") or 0.0
+            r = nearest(dp, res, "params")
+            ds = d.stat(self.acc)
+            row = [text(self.names[id(d)]), count(d.value("params")), count(d.value("macs")),
+                   mean_std(ds)]
+            if r is None:
+                row += [Cell()] * 6
+            else:
+                rs = r.stat(self.acc)
+                rp = r.value("params") or 0.0
+                row += [text(self.names[id(r)]), count(rp), count(r.value("macs")), mean_std(rs),
+                        number(dp / rp if rp else None),
+                        fixed(ds.mean - rs.mean if ds and rs else None)]
+            t.rows.append(row)
+        note = ("Each DenseNet configuration next to the ResNet configuration closest to it in "
+                "parameter count (log scale).")
+        body = f"<p class='note'>{_e(note)}</p>" + to_html(t) + (fig or "")
+        return Section("families", "ResNet vs DenseNet at matched budget", body,
+                       f"{_md(note)}\n\n{to_markdown(t)}")
+
+    def diagnostics(self) -> list[Section]:
+        out = []
+        fig = self.figure(plots.grad_flow, self.groups, self.names,
+                          caption="Gradient L2 norm of each block's parameters on the last "
+                                  "training batch of the first and last epoch (mean over "
+                                  "seeds; dashed: plain, dash-dot: DenseNet).")
+        if fig is not None:
+            out.append(Section("gradients", "Gradient flow", fig))
+        fig = self.figure(plots.lesion, self.groups, self.names,
+                          caption="Lesion study (Veit et al. 2016): accuracy with one block's "
+                                  "residual branch deleted, and with k random blocks deleted.")
+        if fig is not None:
+            out.append(Section("lesion", "Lesion study", fig))
+        return out
+
+    def failures(self) -> Section:
+        bad = [t for t in self.trials if not t.finished]
+        if not bad:
+            return Section("failures", "Trials that did not complete",
+                           "<p class='note'>Every trial completed.</p>",
+                           "Every trial completed.")
+        t = Table("failures", ["experiment", "trial", "architecture", "status", "epochs", "cause",
+                               "MLflow run id"], numeric={4})
+        md = Table("failures", t.columns, numeric={4})
+        for tr in sorted(bad, key=lambda x: (x.status, x.experiment, x.trial_id)):
+            cause = _first_line(tr.error) or _default_cause(tr)
+            markup = _e(cause)
+            if tr.error.strip() and tr.error.strip() != cause:
+                markup += f"<details><summary>details</summary><pre>{_e(tr.error)}</pre></details>"
+            common = [text(tr.experiment), text(tr.trial_id), text(tr.label), text(tr.status),
+                      number(float(tr.epochs))]
+            t.rows.append([*common, text(cause, markup=markup),
+                           self.run_link(tr.run_id, tr.run["experiment_id"])])
+            md.rows.append([*common, text(cause), text(tr.run_id)])
+        return Section("failures", "Trials that did not complete", to_html(t), to_markdown(md))
+
+    def sweeps_section(self) -> Section:
+        if not self.sweeps:
+            note = "No sweep parent runs (the runs were not logged by the sweep launcher)."
+            return Section("runs", "MLflow runs and environment", f"<p class='note'>{_e(note)}</p>",
+                           note)
+        runs = Table("sweeps", ["experiment", "experiment id", "sweep", "parent run id", "status",
+                                "started (UTC)", "trials"], numeric={6})
+        md_runs = Table("sweeps", runs.columns, numeric={6})
+        for s in self.sweeps:
+            sid = s["tags"].get("resbench.sweep_id", "")
+            n = sum(t.sweep_id == sid for t in self.trials) if sid else 0
+            started = _utc(s.get("start_time"))
+            common = [text(s["experiment"]), text(s["experiment_id"]), text(sid)]
+            tail = [text(s["tags"].get("resbench.status") or s["status"]), text(started),
+                    number(float(n))]
+            runs.rows.append([*common, self.run_link(s["run_id"], s["experiment_id"]), *tail])
+            md_runs.rows.append([*common, text(s["run_id"]), *tail])
+        env = self.environment()
+        how = _ui_hint(self.uri)
+        body = (to_html(runs) + f"<p class='note'>{_e(how)}</p><h3>Environment</h3>"
+                + to_html(env))
+        md = f"{to_markdown(md_runs)}\n\n{_md(how)}\n\n### Environment\n\n{to_markdown(env)}"
+        return Section("runs", "MLflow runs and environment", body, md)
+
+    def environment(self) -> Table:
+        """Tags and parameters of each sweep's parent run, one column per sweep."""
+        cols = ["setting"] + [s["tags"].get("resbench.sweep_id") or s["run_id"][:8]
+                              for s in self.sweeps]
+        rows: dict[str, list[str]] = {}
+
+        def put(key: str, i: int, value: str) -> None:
+            rows.setdefault(key, [""] * len(self.sweeps))[i] = value
+
+        for i, s in enumerate(self.sweeps):
+            tags = s["tags"]
+            for key in ("resbench.git_sha", "resbench.space", "resbench.space_hash",
+                        "resbench.smoke"):
+                if key in tags:
+                    put(key.split(".", 1)[1], i, tags[key])
+            for key, value in sorted(tags.items()):
+                if key.startswith("resbench.env."):
+                    put(key[len("resbench.env."):], i, value)
+            for key, value in sorted(s.get("params", {}).items()):
+                put(f"sweep.{key}", i, value)
+        t = Table("environment", cols)
+        for key, values in rows.items():
+            t.rows.append([text(key), *[text(v) for v in values]])
+        return t
+
+
+def _default_cause(t: Trial) -> str:
+    return {
+        "stopped": f"stopped early by the scheduler after {t.epochs} epoch(s)",
+        "running": "still running (or its driver died; re-run the sweep with --resume)",
+        "interrupted": "the sweep was interrupted",
+        "rejected": "over the constraints budget",
+    }.get(t.status, "no message recorded")
+
+
+def _utc(ms: Any) -> str:
+    if not ms:
+        return ""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _ui_hint(uri: str) -> str:
+    if uri.startswith(("http://", "https://")):
+        return f"Open the runs in the MLflow UI at {redact_uri(uri)}."
+    if uri:
+        return f"Browse the runs with: mlflow ui --backend-store-uri {redact_uri(uri)}"
+    return ""
+
+
+def _md(value: str) -> str:
+    return html.escape(value, quote=False).replace("|", "\\|")
+
+
+def build_report(runs: Sequence[dict[str, Any]], experiments: Sequence[str],
+                 tracking_uri: str = "", generated: dt.datetime | None = None) -> Report:
+    """The report of ``runs`` (``bench.report.fetch.fetch_experiment_runs`` dicts) of the named
+    experiments. Pure: no MLflow, no files."""
+    b = Builder(runs, experiments, tracking_uri)
+    sections = [b.overview(), *b.tables(), b.pareto(), *b.figures(), b.families(),
+                *b.diagnostics(), b.failures(), b.sweeps_section()]
+    sections = [s for s in sections if s is not None]
+    when = (generated or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    title = "resbench report: " + ", ".join(b.experiments)
+    meta = f"Generated {when} from {redact_uri(tracking_uri) or 'plain run data'}."
+    nav = " ".join(f'<a href="#{s.id}">{_e(s.title)}</a>' for s in sections)
+    body = "\n".join(f'<section id="{s.id}"><h2>{_e(s.title)}</h2>\n{s.html}\n</section>'
+                     for s in sections)
+    page = (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(csp(SORT_SCRIPT))}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>\n"
+        f"<h1>{_e(title)}</h1><p class=\"meta\">{_e(meta)}</p><nav>{nav}</nav>\n{body}\n"
+        f"<script>{SORT_SCRIPT}</script></body></html>\n"
+    )
+    md_parts = [f"# {_md(title)}", _md(meta),
+                "Figures are in the HTML report next to this file."]
+    md_parts += [f"## {_md(s.title)}\n\n{s.markdown}" for s in sections if s.markdown]
+    return Report(page, "\n\n".join(md_parts) + "\n", b.csv_text(), len(b.trials),
+                  len(b.finished), b.warnings)
+
+
+__all__ = ["Report", "build_report"]

@@ -1,0 +1,807 @@
+"""The search-space YAML format: frozen dataclasses, loading with file-and-key-path errors, the
+JSON Schema, trial enumeration (grid / random), decoding a sampled config into a ``TrialSpec``,
+the constraint check and the ``--smoke`` shrink.
+
+A sampled config is a flat mapping ``axis name -> value``. Bare axis names are architecture
+parameters (``bench.models.arch_from_params`` keys: ``depth``, ``block``, ``skip``, ...); dotted
+names set a field of another section (``train.lr``, ``dataset.augment``, ``measure.batch_size``).
+An axis with ``when`` is active only when the named earlier axes hold the given value(s); an
+inactive axis is absent from the config, so the section default applies. ``param`` lets an axis
+set a parameter under another name, so conditional sub-spaces can each have their own ``depth``.
+
+No Ray, no MLflow here: the driver and the trial workers both use this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+import random
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from bench.config import apply_overrides, doc, json_schema, parse, to_dict
+from bench.data import DataSpec
+from bench.errors import ConfigError, did_you_mean, unknown
+from bench.models import ArchSpec, arch_from_params
+from bench.trainer import DiagnosticsSpec, MeasureSpec, TrainSpec, TrialSpec
+
+DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint", "qrandint")
+# Dotted axis prefixes -> TrialSpec section. ``dataset`` is the YAML key, ``data`` the spec field.
+SECTIONS = {"train": "train", "dataset": "data", "data": "data", "measure": "measure",
+            "diagnostics": "diagnostics"}
+
+# Metric names the trial engine reports (see the trainer); objectives must be one of these.
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "best_val_acc",
+                 "epoch_time_s", "train_img_per_s")
+COST_METRICS = ("params", "macs", "activations")
+FINAL_METRICS = ("test_loss", "test_acc", "test_top5", "train_time_s", "wall_time_s",
+                 "infer_img_per_s", "train_step_img_per_s", "latency_ms_p50", "latency_ms_p90",
+                 "latency_ms_p99", "peak_mem_mb")
+OBJECTIVE_METRICS = EPOCH_METRICS + COST_METRICS + FINAL_METRICS
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SCI_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")  # YAML 1.1 reads 1e-3 as a string
+_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_MAX_ENUMERATED = 10_000
+SMOKE_TRAIN, SMOKE_TEST = 128, 64  # --smoke: images used (the dataset needs at least these)
+SMOKE_SIZE = 32  # --smoke: largest reference input side
+
+
+# --- the format -------------------------------------------------------------------------------
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, str) and _SCI_RE.match(value):
+        return float(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One search axis: exactly one distribution key, optionally a ``when`` condition."""
+
+    choice: tuple[Any, ...] | None = doc(
+        "categorical values: sampled (random, optuna) or all enumerated (grid)", default=None)
+    grid: tuple[Any, ...] | None = doc(
+        "values that are all run, for grid and random search (random: grid x num_samples)",
+        default=None)
+    uniform: tuple[float, ...] | None = doc("[low, high]: a float drawn uniformly", default=None)
+    loguniform: tuple[float, ...] | None = doc("[low, high]: a float drawn log-uniformly",
+                                               default=None)
+    randint: tuple[int, ...] | None = doc("[low, high]: an integer, both ends inclusive",
+                                          default=None)
+    qrandint: tuple[int, ...] | None = doc(
+        "[low, high, step]: an integer low + k*step, both ends inclusive", default=None)
+    when: dict[str, Any] | None = doc(
+        "active only when each named (earlier) axis has this value or one of these values",
+        default=None)
+    param: str | None = doc(
+        "the parameter this axis sets (default: the axis name); lets two conditional axes "
+        "set one parameter, e.g. resnet_depth and densenet_depth both set depth", default=None)
+
+    def __post_init__(self) -> None:
+        given = [k for k in DISTRIBUTIONS if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ConfigError(
+                f"needs exactly one distribution key, got {given or 'none'}; "
+                f"valid: {', '.join(DISTRIBUTIONS)}"
+            )
+        kind = given[0]
+        values = getattr(self, kind)
+        if kind in ("choice", "grid"):
+            if not values:
+                raise ConfigError("needs at least one value", kind)
+            values = tuple(_scalar(v) for v in values)
+            for i, v in enumerate(values):
+                if not isinstance(v, (bool, int, float, str, type(None))):
+                    raise ConfigError(
+                        f"values must be scalars (number, string, bool, null), got {v!r}",
+                        f"{kind}[{i}]")
+            object.__setattr__(self, kind, values)
+            return
+        want = 3 if kind == "qrandint" else 2
+        if len(values) != want:
+            shape = "[low, high, step]" if want == 3 else "[low, high]"
+            raise ConfigError(f"expected {shape}, got {list(values)}", kind)
+        low, high = values[0], values[1]
+        if not low < high:
+            raise ConfigError(f"low must be below high, got {list(values)}", kind)
+        if kind == "loguniform" and low <= 0:
+            raise ConfigError(f"low must be > 0 for a log scale, got {low}", kind)
+        if kind == "qrandint":
+            step = values[2]
+            if step < 1 or (high - low) % step:
+                raise ConfigError(
+                    f"step must be >= 1 and divide high - low, got {list(values)}", kind)
+
+    def target(self, name: str) -> str:
+        return self.param or name
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in DISTRIBUTIONS if getattr(self, k) is not None)
+
+    @property
+    def values(self) -> tuple[Any, ...] | None:
+        """Every value for finite axes (choice, grid, randint, qrandint), else None."""
+        kind = self.kind
+        if kind in ("choice", "grid"):
+            return getattr(self, kind)
+        if kind == "randint":
+            low, high = self.randint
+            return tuple(range(low, high + 1)) if high - low < 1000 else None
+        if kind == "qrandint":
+            low, high, step = self.qrandint
+            return tuple(range(low, high + 1, step)) if (high - low) // step < 1000 else None
+        return None
+
+    def bounds(self) -> tuple[Any, ...]:
+        """The values shown for a continuous axis in a dry run: its two ends."""
+        finite = self.values
+        return finite if finite is not None else tuple(getattr(self, self.kind)[:2])
+
+    def sample(self, rng: random.Random) -> Any:
+        kind = self.kind
+        if kind in ("choice", "grid"):
+            return rng.choice(getattr(self, kind))
+        if kind == "uniform":
+            return rng.uniform(*self.uniform)
+        if kind == "loguniform":
+            low, high = self.loguniform
+            return math.exp(rng.uniform(math.log(low), math.log(high)))
+        if kind == "randint":
+            return rng.randint(*self.randint)
+        low, high, step = self.qrandint
+        return low + step * rng.randint(0, (high - low) // step)
+
+    def active(self, sample: Mapping[str, Any]) -> bool:
+        for name, want in (self.when or {}).items():
+            if name not in sample:
+                return False
+            allowed = want if isinstance(want, (list, tuple)) else [want]
+            if sample[name] not in allowed:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A timm model run alongside the search: trained with the same recipe, or only measured."""
+
+    model: str = doc("timm model name, e.g. resnet18 or densenet121")
+    train: bool = doc("true: trained with the space's recipe; false: measurement only",
+                      default=True)
+    input_size: int | None = doc(
+        "measurement-only: input side in pixels (default: the dataset's; a trained reference "
+        "always takes the dataset's)", default=None)
+    num_classes: int | None = doc(
+        "measurement-only: classifier outputs (default: the dataset's)", default=None)
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ConfigError("must name a timm model", "model")
+        for key in ("input_size", "num_classes"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"must be a positive integer, got {value}", key)
+
+
+@dataclass(frozen=True)
+class Search:
+    """How configurations are proposed and what is optimised."""
+
+    algorithm: Literal["grid", "random", "optuna_tpe", "optuna_nsga2"] = doc(
+        "grid: every combination; random: seeded draws; optuna_*: Optuna samplers", default="grid")
+    objectives: dict[str, Literal["max", "min"]] = doc(
+        "metric -> max|min; the first is primary (ASHA, top table); several = multi-objective",
+        default_factory=lambda: {"val_acc": "max"})
+    num_samples: int | None = doc(
+        "trials proposed (random: draws per grid combination; default 8); not for grid",
+        default=None)
+    max_concurrent: int = doc("trials running at once; 0 = as many as resources allow",
+                              default=0)
+    seed: int = doc("seed of the random draws and the Optuna sampler", default=0)
+    max_failures: int = doc("retries of a crashed trial (from its last checkpoint)", default=0)
+    population_size: int | None = doc("optuna_nsga2: population size (default Optuna's 50)",
+                                      default=None)
+
+    def __post_init__(self) -> None:
+        if not self.objectives:
+            raise ConfigError("needs at least one objective, e.g. {val_acc: max}", "objectives")
+        for name in self.objectives:
+            if name not in OBJECTIVE_METRICS:
+                raise unknown("objective metric", name, OBJECTIVE_METRICS).at(f"objectives.{name}")
+        if self.algorithm == "grid" and self.num_samples is not None:
+            raise ConfigError(
+                "grid runs every combination once; remove num_samples or use algorithm random",
+                "num_samples")
+        if self.num_samples is not None and self.num_samples < 1:
+            raise ConfigError(f"must be >= 1, got {self.num_samples}", "num_samples")
+        if self.max_concurrent < 0 or self.max_failures < 0:
+            raise ConfigError("max_concurrent and max_failures must be >= 0", "max_concurrent")
+        if self.population_size is not None and self.algorithm != "optuna_nsga2":
+            raise ConfigError("only applies to algorithm optuna_nsga2", "population_size")
+        if self.population_size is not None and self.population_size < 2:
+            raise ConfigError(f"must be >= 2, got {self.population_size}", "population_size")
+
+    @property
+    def samples(self) -> int:
+        return self.num_samples or (1 if self.algorithm == "grid" else 8)
+
+    @property
+    def primary(self) -> tuple[str, str]:
+        name = next(iter(self.objectives))
+        return name, self.objectives[name]
+
+    @property
+    def is_optuna(self) -> bool:
+        return self.algorithm.startswith("optuna")
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """Early stopping of weak trials (asynchronous successive halving)."""
+
+    type: Literal["none", "asha"] = doc("none: every trial trains fully; asha: ASHA", default="none")
+    grace_period: int = doc("asha: epochs every trial trains before it can be stopped", default=1)
+    reduction_factor: float = doc("asha: keep the best 1/factor at each rung", default=2.0)
+
+    def __post_init__(self) -> None:
+        if self.grace_period < 1:
+            raise ConfigError(f"must be >= 1, got {self.grace_period}", "grace_period")
+        if self.reduction_factor <= 1:
+            raise ConfigError(f"must be > 1, got {self.reduction_factor}", "reduction_factor")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial reserves; fractional GPUs let several small trials share one GPU."""
+
+    cpu: float = doc("CPU cores per trial", default=1.0)
+    gpu: float = doc("GPUs per trial (0.25 = four trials per GPU); ignored without GPUs",
+                     default=0.0)
+
+    def __post_init__(self) -> None:
+        if self.cpu <= 0:
+            raise ConfigError(f"must be > 0, got {self.cpu}", "cpu")
+        if self.gpu < 0 or (self.gpu > 1 and not float(self.gpu).is_integer()):
+            raise ConfigError(f"must be a fraction in [0, 1] or a whole number, got {self.gpu}",
+                              "gpu")
+
+
+def parse_count(value: int | str | None, path: str) -> int | None:
+    """``40M`` / ``1.5G`` / ``250000`` -> an integer (None stays None)."""
+    if value is None or isinstance(value, int):
+        return value
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)\s*", str(value))
+    if not m:
+        raise ConfigError(f"expected a count like 250000, 40M or 1.5G, got {value!r}", path)
+    return int(float(m.group(1)) * _SUFFIX[m.group(2).upper()])
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """A budget: architectures over it are rejected before any training (and counted)."""
+
+    max_params: int | str | None = doc("most parameters, e.g. 1.7M", default=None)
+    max_macs: int | str | None = doc("most multiply-accumulates per image, e.g. 300M",
+                                     default=None)
+
+    def __post_init__(self) -> None:
+        for key in ("max_params", "max_macs"):
+            value = parse_count(getattr(self, key), key)
+            if value is not None and value < 1:
+                raise ConfigError(f"must be positive, got {value}", key)
+            object.__setattr__(self, key, value)
+
+    def violation(self, params: int, macs: int) -> str:
+        """'' when within budget, else the reason."""
+        reasons = []
+        if self.max_params is not None and params > self.max_params:
+            reasons.append(f"params {human(params)} > max_params {human(self.max_params)}")
+        if self.max_macs is not None and macs > self.max_macs:
+            reasons.append(f"macs {human(macs)} > max_macs {human(self.max_macs)}")
+        return "; ".join(reasons)
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where the MLflow runs go (the launcher's --tracking-uri / MLFLOW_TRACKING_URI win)."""
+
+    experiment: str | None = doc("MLflow experiment name (default: the space's name)",
+                                 default=None)
+    uri: str | None = doc("tracking URI (default: sqlite store under the repo's mlflow/)",
+                          default=None)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A search-space file: fixed recipe, searched axes, search algorithm and budget."""
+
+    name: str = doc("sweep name: letters, digits, '.', '_', '-' (Ray and MLflow use it)")
+    description: str = doc("one paragraph: what the sweep shows", default="")
+    dataset: DataSpec = doc("dataset name, or a mapping of data fields",
+                            default_factory=DataSpec)
+    train: TrainSpec = doc("training recipe shared by all trials", default_factory=TrainSpec)
+    arch: dict[str, Any] = doc(
+        "fixed architecture parameters (arch_from_params keys), under the sampled ones",
+        default_factory=dict)
+    measure: MeasureSpec = doc("throughput / latency measurement", default_factory=MeasureSpec)
+    diagnostics: DiagnosticsSpec = doc("gradient norms / lesion study",
+                                       default_factory=DiagnosticsSpec)
+    space: dict[str, Axis] = doc(
+        "searched axes: bare names are architecture parameters, dotted names set a field "
+        "(train.lr, dataset.augment)", default_factory=dict)
+    references: tuple[Reference, ...] = doc("timm models run alongside the search", default=())
+    search: Search = doc("algorithm, objectives, sample count", default_factory=Search)
+    scheduler: Scheduler = doc("early stopping", default_factory=Scheduler)
+    resources: Resources = doc("per-trial CPUs and GPUs", default_factory=Resources)
+    constraints: Constraints = doc("params / MACs budget", default_factory=Constraints)
+    tracking: Tracking = doc("MLflow experiment and URI", default_factory=Tracking)
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise ConfigError(
+                f"invalid name {self.name!r}; use letters, digits, '.', '_' and '-'", "name")
+        if self.tracking.experiment is not None and not self.tracking.experiment.strip():
+            raise ConfigError("must not be empty", "tracking.experiment")
+        _check_axes(self)
+        _check_search(self)
+
+    @property
+    def experiment(self) -> str:
+        return self.tracking.experiment or self.name
+
+    def is_arch_axis(self, name: str) -> bool:
+        return "." not in self.space[name].target(name)
+
+
+def _check_axes(space: SearchSpace) -> None:
+    names = list(space.space)
+    for i, (name, axis) in enumerate(space.space.items()):
+        target = axis.target(name)
+        if "." in target:
+            section, _, fld = target.partition(".")
+            if section not in SECTIONS:
+                valid = [*SECTIONS, "<arch parameter>"]
+                raise ConfigError(
+                    f"unknown section {section!r}{did_you_mean(section, SECTIONS)}; "
+                    f"valid: {', '.join(valid)}", f"space.{name}")
+            cls = type(getattr(space, "dataset" if SECTIONS[section] == "data" else section))
+            fields = [f.name for f in dataclasses.fields(cls)]
+            top = fld.split(".")[0]
+            if top not in fields:
+                raise ConfigError(
+                    f"unknown {section} field {top!r}{did_you_mean(top, fields)}; "
+                    f"valid: {', '.join(sorted(fields))}", f"space.{name}")
+        for dep, want in (axis.when or {}).items():
+            path = f"space.{name}.when.{dep}"
+            if dep not in names[:i]:
+                earlier = names[:i]
+                hint = did_you_mean(dep, names)
+                raise ConfigError(
+                    f"refers to {dep!r}{hint}, which is not an earlier axis; valid: "
+                    f"{', '.join(earlier) if earlier else '(none: this is the first axis)'}", path)
+            values = space.space[dep].values
+            wanted = want if isinstance(want, (list, tuple)) else [want]
+            for w in wanted:
+                if values is not None and _scalar(w) not in values:
+                    raise ConfigError(
+                        f"{w!r} is not a value of axis {dep!r}{did_you_mean(str(w), map(str, values))}; "
+                        f"valid: {', '.join(repr(v) for v in values)}", path)
+
+
+def _check_search(space: SearchSpace) -> None:
+    search, axes = space.search, space.space
+    if search.algorithm == "grid":
+        for name, axis in axes.items():
+            if axis.kind not in ("choice", "grid"):
+                raise ConfigError(
+                    f"algorithm grid needs finite axes (choice or grid), got {axis.kind}; "
+                    "use algorithm random or optuna_tpe for continuous axes", f"space.{name}")
+    if search.is_optuna:
+        for name, axis in axes.items():
+            if axis.kind == "grid":
+                raise ConfigError(
+                    "Optuna samplers cannot enumerate a grid; use choice (sampled) or "
+                    "algorithm grid / random", f"space.{name}.grid")
+        if not axes:
+            raise ConfigError("Optuna needs at least one axis in space; for a fixed set of "
+                              "models use algorithm grid", "search.algorithm")
+    if search.algorithm == "optuna_nsga2" and len(search.objectives) < 2:
+        raise ConfigError("optuna_nsga2 is multi-objective: give two or more objectives, "
+                          "e.g. {val_acc: max, macs: min}", "search.objectives")
+    primary, _ = search.primary
+    if primary in FINAL_METRICS and (space.scheduler.type == "asha" or (
+            search.is_optuna and len(search.objectives) == 1)):
+        raise ConfigError(
+            f"{primary!r} is only known after training, but the primary objective is compared "
+            f"every epoch here; put a per-epoch metric first ({', '.join(EPOCH_METRICS[:6])})",
+            f"search.objectives.{primary}")
+    if space.scheduler.type == "asha" and space.scheduler.grace_period >= space.train.epochs:
+        raise ConfigError(
+            f"grace_period {space.scheduler.grace_period} must be below train.epochs "
+            f"({space.train.epochs}) or nothing can be stopped", "scheduler.grace_period")
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def read_yaml(path: str | Path) -> tuple[dict[str, Any], str]:
+    """The file's top-level mapping and its text; syntax errors give line and column."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"search-space file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read search-space file {path}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise ConfigError(f"YAML syntax error at {where}{problem}", source=str(path)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"YAML syntax error: {exc}", source=str(path)) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping at the top level, got {type(data).__name__}",
+                          source=str(path))
+    return data, text
+
+
+def normalize(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Expand the shorthands: ``dataset: digits`` and ``references: [resnet18, ...]``."""
+    out = dict(data)
+    if isinstance(out.get("dataset"), str):
+        out["dataset"] = {"name": out["dataset"]}
+    refs = out.get("references")
+    if isinstance(refs, list):
+        out["references"] = [{"model": r} if isinstance(r, str) else r for r in refs]
+    return out
+
+
+def from_dict(data: Mapping[str, Any], source: str = "") -> SearchSpace:
+    """Parse and fully validate (every enumerable config is decoded once)."""
+    space = parse(SearchSpace, normalize(data), source=source)
+    try:
+        validate_decoding(space)
+    except ConfigError as exc:
+        raise (exc.at(source=source) if source and not exc.source else exc) from None
+    return space
+
+
+def load_space(path: str | Path, overrides: Sequence[str] = (), smoke: bool = False
+               ) -> SearchSpace:
+    """Read, override (``key.path=value``), validate and optionally shrink a space file."""
+    data, _ = read_yaml(path)
+    try:
+        data = apply_overrides(data, overrides)
+    except ConfigError as exc:
+        raise exc.at(source=f"{path} (--set)") from None
+    space = from_dict(data, source=str(path))
+    return shrink(space) if smoke else space
+
+
+def space_hash(space: SearchSpace) -> str:
+    """Stable short hash of the resolved space (after overrides and --smoke)."""
+    blob = json.dumps(to_dict(space), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def space_schema() -> dict[str, Any]:
+    """JSON Schema of the file format (``--schema``), with the shorthands and one-of rules."""
+    schema = json_schema(SearchSpace)
+    defs = schema["$defs"]
+    defs["Axis"]["oneOf"] = [{"required": [k]} for k in DISTRIBUTIONS]
+    props = defs["SearchSpace"]["properties"]
+    props["dataset"] = {"anyOf": [{"type": "string"}, props["dataset"]],
+                        "description": props["dataset"].get("description", "")}
+    refs = props["references"]
+    refs["items"] = {"anyOf": [{"type": "string"}, refs["items"]]}
+    schema["title"] = "resbench search space"
+    return schema
+
+
+# --- enumeration --------------------------------------------------------------------------------
+
+
+def _walk(axes: list[tuple[str, Axis]], sample: dict[str, Any], branch: Iterable[str],
+          rng: random.Random | None) -> Iterator[dict[str, Any]]:
+    """Depth-first over the axes in file order; kinds in ``branch`` fan out, others are drawn."""
+    if not axes:
+        yield dict(sample)
+        return
+    (name, axis), rest = axes[0], axes[1:]
+    if not axis.active(sample):
+        yield from _walk(rest, sample, branch, rng)
+        return
+    if axis.kind in branch:
+        for value in axis.values or ():
+            sample[name] = value
+            yield from _walk(rest, sample, branch, rng)
+        sample.pop(name, None)
+        return
+    assert rng is not None
+    sample[name] = axis.sample(rng)
+    yield from _walk(rest, sample, branch, rng)
+    sample.pop(name, None)
+
+
+def enumerate_samples(space: SearchSpace) -> list[dict[str, Any]]:
+    """The exact sampled configs of a grid or random search, in run order."""
+    axes = list(space.space.items())
+    if space.search.algorithm == "grid":
+        out = list(itertools.islice(_walk(axes, {}, ("choice", "grid"), None), _MAX_ENUMERATED + 1))
+    elif space.search.algorithm == "random":
+        rng = random.Random(space.search.seed)
+        out = []
+        for _ in range(space.search.samples):
+            out += list(itertools.islice(_walk(axes, {}, ("grid",), rng), _MAX_ENUMERATED + 1))
+    else:
+        raise ValueError("Optuna proposes its configs while it runs; see architectures()")
+    if len(out) > _MAX_ENUMERATED:
+        raise ConfigError(f"more than {_MAX_ENUMERATED} trials; shrink the grid", "space")
+    return out
+
+
+def architectures(space: SearchSpace, limit: int = 200) -> tuple[list[dict[str, Any]], bool]:
+    """Distinct architecture-parameter combinations a search can reach (continuous axes at their
+    two ends), for dry runs; the flag says the list was cut at ``limit``."""
+    axes = [(n, a) for n, a in space.space.items() if space.is_arch_axis(n)]
+    bounded = [(n, dataclasses.replace(a, choice=a.bounds(), **_cleared(a))) for n, a in axes]
+    seen: dict[str, dict[str, Any]] = {}
+    for sample in _walk(bounded, {}, ("choice",), None):
+        seen.setdefault(json.dumps(sample, sort_keys=True, default=str), sample)
+        if len(seen) > limit:
+            break
+    out = list(seen.values())
+    return out[:limit], len(out) > limit
+
+
+def _cleared(axis: Axis) -> dict[str, Any]:
+    return {k: None for k in DISTRIBUTIONS if k != "choice" and getattr(axis, k) is not None}
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+
+def dataset_shape(data: DataSpec) -> tuple[int, int, int] | None:
+    """(num_classes, channels, image side) known without loading, or None (image folders)."""
+    size = data.image_size
+    if data.name == "digits":
+        return 10, 3, size or 32
+    if data.name in ("cifar10", "cifar100"):
+        return (100 if data.name == "cifar100" else 10), 3, size or 32
+    if data.name == "synthetic":
+        return data.num_classes, data.shape[0], size or data.shape[1]
+    return None
+
+
+def sample_of(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The axis values of a Ray trial config (grid/random nest them under ``sample``)."""
+    inner = config.get("sample", config)
+    return {k: v for k, v in inner.items() if k not in ("sample", "reference")}
+
+
+def _set_path(section: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = section
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def decode(space: SearchSpace, config: Mapping[str, Any]) -> TrialSpec:
+    """A Ray trial config (sampled axes, or ``{"reference": i}``) -> the full ``TrialSpec``."""
+    sections = {"data": to_dict(space.dataset), "train": to_dict(space.train),
+                "measure": to_dict(space.measure), "diagnostics": to_dict(space.diagnostics)}
+    shape = dataset_shape(space.dataset)
+    base: dict[str, Any] = {}
+    if shape is not None:
+        base = {"num_classes": shape[0], "in_chans": shape[1], "input_size": shape[2]}
+    if "reference" in config:
+        ref = reference_of(space, config)
+        params = {"family": "timm", "timm_model": ref.model, **base}
+        if ref.input_size is not None:
+            params["input_size"] = ref.input_size
+        if ref.num_classes is not None:
+            params["num_classes"] = ref.num_classes
+        arch = _arch(params, f"references[{int(config['reference'])}]")
+        kind = "reference" if ref.train else "measure-only reference"
+        name = f"{arch.label} ({kind})"
+    else:
+        sample = sample_of(config)
+        arch_params = {**base, **space.arch}
+        sampled = {}
+        for key, value in sample.items():
+            target = space.space[key].target(key) if key in space.space else key
+            sampled[target] = key
+            if "." in target:
+                section, _, rest = target.partition(".")
+                _set_path(sections[SECTIONS[section]], rest, value)
+            else:
+                arch_params[target] = value
+        arch = _arch(arch_params, "space", sampled)
+        name = arch.label
+    parts = {}
+    for key, cls, path in (("data", DataSpec, "dataset"), ("train", TrainSpec, "train"),
+                           ("measure", MeasureSpec, "measure"),
+                           ("diagnostics", DiagnosticsSpec, "diagnostics")):
+        try:
+            parts[key] = parse(cls, sections[key], path)
+        except ConfigError as exc:
+            raise _blame_axis(exc, space, config) from None
+    return TrialSpec(arch=arch, data=parts["data"], train=parts["train"],
+                     measure=parts["measure"], diagnostics=parts["diagnostics"], name=name)
+
+
+def _blame_axis(exc: ConfigError, space: SearchSpace, config: Mapping[str, Any]
+                ) -> ConfigError:
+    """Re-anchor an error caused by a sampled dotted axis to ``space.<axis>``."""
+    if "reference" in config:
+        return exc
+    for key, value in sample_of(config).items():
+        axis = space.space.get(key)
+        target = axis.target(key) if axis else key
+        if "." not in target:
+            continue
+        section, _, rest = target.partition(".")
+        path = f"{'dataset' if SECTIONS[section] == 'data' else section}.{rest}"
+        if exc.path == path or exc.path.startswith(path + "."):
+            return ConfigError(f"{exc.detail} (sampled value {value!r})", f"space.{key}")
+    return exc
+
+
+def _arch(params: Mapping[str, Any], where: str, sampled: Mapping[str, str] | None = None
+          ) -> ArchSpec:
+    """``arch_from_params`` with the error anchored where the bad value came from: the axis
+    that sampled it (``space.<axis>``), the fixed ``arch`` section, or a reference."""
+    try:
+        return arch_from_params(params)
+    except ConfigError as exc:
+        top = exc.path.split(".")[0].split("[")[0]
+        if where == "space" and top in (sampled or {}):
+            path = f"space.{sampled[top]}"
+        else:
+            where = "arch" if where == "space" else where
+            path = f"{where}{'.' + exc.path if exc.path else ''}"
+        shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        raise ConfigError(f"{exc.detail} (architecture parameters: {shown})", path) from None
+
+
+def reference_of(space: SearchSpace, config: Mapping[str, Any]) -> Reference:
+    return space.references[int(config["reference"])]
+
+
+def is_measure_only(space: SearchSpace, config: Mapping[str, Any]) -> bool:
+    return "reference" in config and not reference_of(space, config).train
+
+
+def search_configs(space: SearchSpace) -> list[dict[str, Any]]:
+    """Ray trial configs of a grid / random search: none when the file has neither ``space`` nor
+    ``arch`` (a references-only file), one trial when only ``arch`` is given."""
+    if not space.space and not space.arch:
+        return []
+    return [{"sample": s} for s in enumerate_samples(space)]
+
+
+def reference_configs(space: SearchSpace) -> list[dict[str, Any]]:
+    return [{"reference": i} for i in range(len(space.references))]
+
+
+def validate_decoding(space: SearchSpace) -> None:
+    """Decode every enumerable config (arch corners for Optuna) so bad names fail at load."""
+    if space.search.is_optuna:
+        archs, _ = architectures(space, limit=50)
+        probes = [{k: v for k, v in a.items()} for a in archs]
+        # dotted axes: their first value (or low end) checks the section field's type
+        for name, axis in space.space.items():
+            if not space.is_arch_axis(name):
+                for probe in probes:
+                    probe[name] = axis.bounds()[0]
+    else:
+        probes = [c["sample"] for c in search_configs(space)]
+    for probe in probes:
+        decode(space, {"sample": probe})
+    for i in range(len(space.references)):
+        decode(space, {"reference": i})
+
+
+# --- smoke ---------------------------------------------------------------------------------------
+
+
+def shrink(space: SearchSpace) -> SearchSpace:
+    """Every trial tiny: one epoch on a small subset, short measurement at a small input, no
+    early stopping, at most two draws for random / Optuna; grid and references keep all their
+    trials. Axes that set the epochs or the warm-up are pinned to values one epoch allows."""
+    data = space.dataset
+    data = dataclasses.replace(
+        data,
+        subset=min(data.subset or SMOKE_TRAIN, SMOKE_TRAIN),
+        test_subset=min(data.test_subset or SMOKE_TEST, SMOKE_TEST),
+        synthetic_size=min(data.synthetic_size, SMOKE_TRAIN),
+    )
+    train = dataclasses.replace(space.train, epochs=1, **_smoke_train(space.train))
+    pinned = {"train.epochs": 1, "train.warmup_epochs": 0.0}
+    axes = {name: (Axis(choice=(pinned[axis.target(name)],), when=axis.when, param=axis.param)
+                   if axis.target(name) in pinned else axis)
+            for name, axis in space.space.items()}
+    search = space.search
+    if search.algorithm != "grid":
+        search = dataclasses.replace(search, num_samples=min(search.samples, 2))
+    refs = tuple(dataclasses.replace(r, input_size=min(r.input_size or SMOKE_SIZE, SMOKE_SIZE))
+                 for r in space.references)
+    return dataclasses.replace(
+        space, dataset=data, train=train, measure=_smoke_measure(space.measure),
+        diagnostics=_smoke_diagnostics(space.diagnostics), space=axes, search=search,
+        scheduler=Scheduler(type="none"), references=refs)
+
+
+def _smoke_train(train: TrainSpec) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    names = {f.name for f in dataclasses.fields(train)}
+    if "warmup_epochs" in names and train.warmup_epochs:
+        changes["warmup_epochs"] = 0
+    if "compile" in names and train.compile:
+        changes["compile"] = False
+    return changes
+
+
+def _smoke_measure(measure: MeasureSpec) -> MeasureSpec:
+    names = {f.name for f in dataclasses.fields(measure)}
+    changes = {k: v for k, v in (("warmup", 0), ("iters", 1), ("latency_iters", 2),
+                                             ("batch_size", 2))
+               if k in names and isinstance(getattr(measure, k), int) and getattr(measure, k) > v}
+    return dataclasses.replace(measure, **changes)
+
+
+def _smoke_diagnostics(diag: DiagnosticsSpec) -> DiagnosticsSpec:
+    names = {f.name for f in dataclasses.fields(diag)}
+    changes: dict[str, Any] = {}
+    if "lesion_samples" in names and diag.lesion_samples > 1:
+        changes["lesion_samples"] = 1
+    if "lesion_k" in names and len(diag.lesion_k) > 1:
+        changes["lesion_k"] = diag.lesion_k[:1]
+    return dataclasses.replace(diag, **changes)
+
+
+def human(n: float) -> str:
+    """12345678 -> '12.3M'."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:.4g}" if isinstance(n, float) else str(n)
+
+
+__all__ = [
+    "Axis",
+    "Constraints",
+    "Reference",
+    "Resources",
+    "Scheduler",
+    "Search",
+    "SearchSpace",
+    "Tracking",
+    "architectures",
+    "decode",
+    "enumerate_samples",
+    "load_space",
+    "reference_configs",
+    "search_configs",
+    "shrink",
+    "space_hash",
+    "space_schema",
+]

@@ -1,0 +1,273 @@
+"""MLflow bookkeeping of sweeps (the only module that imports mlflow).
+
+Layout: one parent run per sweep (tag ``resbench.sweep_id``) and one nested child run per trial
+(tags ``mlflow.parentRunId`` and ``resbench.trial_id``). Every write goes through an explicit
+``MlflowClient`` on the driver, never the fluent API, so there is no process-global active run and
+SQLite sees one writer. Runs are looked up by those tags before one is created, so a resumed
+sweep re-opens its runs instead of duplicating them, and per-epoch metrics already logged (by
+``step``) are not logged twice.
+
+Statuses: ``resbench.status`` is one of completed, diverged, failed, stopped (early stopping),
+rejected (over the constraints budget, never trained) or interrupted; the MLflow status follows
+``MLFLOW_STATUS``. A failed or diverged trial carries its message in ``resbench.error``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag, ViewType
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+MLFLOW_STATUS = {
+    "completed": "FINISHED",
+    "stopped": "KILLED",
+    "rejected": "KILLED",
+    "interrupted": "KILLED",
+    "diverged": "FAILED",
+    "failed": "FAILED",
+}
+TAG_SWEEP = "resbench.sweep_id"
+TAG_TRIAL = "resbench.trial_id"
+TAG_STATUS = "resbench.status"
+TAG_ERROR = "resbench.error"
+TAG_PARENT = "mlflow.parentRunId"
+_MAX_TAG = 5000
+_MAX_PARAM = 6000
+
+
+def quiet_store_logs() -> None:
+    """Silence MLflow's INFO lines about creating / migrating the database (mlflow sets its
+    logger level on import, so this runs after it)."""
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def repo_root() -> Path:
+    """The project checkout holding this package (for the default store), else the cwd."""
+    here = Path(__file__).resolve().parents[1]
+    if (here / "pyproject.toml").is_file():
+        return here
+    return Path.cwd().resolve()
+
+
+def default_tracking_uri(root: Path | None = None) -> str:
+    """``sqlite:///<repo>/mlflow/mlflow.db`` (absolute: Ray workers run in other cwds)."""
+    return f"sqlite:///{(root or repo_root()) / 'mlflow' / 'mlflow.db'}"
+
+
+def local_store(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, else None."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):])
+    return None
+
+
+def default_artifact_location(uri: str) -> str | None:
+    """Artifacts next to a local SQLite store (``<dir>/artifacts``); servers decide for others."""
+    db = local_store(uri)
+    return (db.parent / "artifacts").as_uri() if db is not None else None
+
+
+def ui_command(uri: str) -> str:
+    """The exact command that browses the store."""
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:  # numpy / torch scalars
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _param_value(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= _MAX_PARAM else text[: _MAX_PARAM - 3] + "..."
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Tracker:
+    """Parent and child runs of one sweep in one experiment."""
+
+    def __init__(self, uri: str, experiment: str, artifact_location: str | None = None) -> None:
+        self.uri = uri
+        self.experiment = experiment
+        self.artifact_location = artifact_location
+        self._client: MlflowClient | None = None
+        self._experiment_id: str | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        """The client. Opening a new SQLite store creates its schema, and two processes doing
+        that at once corrupt it (alembic's migrations race): a lock file next to the database
+        (``mlflow.db-init.lock``) serialises the opening."""
+        if self._client is None:
+            db = local_store(self.uri)
+            if db is None:
+                self._client = MlflowClient(tracking_uri=self.uri)
+            else:
+                db.parent.mkdir(parents=True, exist_ok=True)
+                with open(f"{db}-init.lock", "w") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    try:
+                        self._client = MlflowClient(tracking_uri=self.uri)
+                    finally:
+                        fcntl.flock(lock, fcntl.LOCK_UN)
+        return self._client
+
+    # --- experiment and parent ------------------------------------------------------------
+
+    def setup(self) -> str:
+        """Create the store (SQLite: its folder and schema) and the experiment; return its id."""
+        if self._experiment_id is not None:
+            return self._experiment_id
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is None:
+            try:
+                self._experiment_id = self.client.create_experiment(
+                    self.experiment, artifact_location=self.artifact_location)
+            except MlflowException:  # created meanwhile by another driver
+                exp = self.client.get_experiment_by_name(self.experiment)
+                if exp is None:
+                    raise
+                self._experiment_id = exp.experiment_id
+        else:
+            if exp.lifecycle_stage == "deleted":
+                self.client.restore_experiment(exp.experiment_id)
+            self._experiment_id = exp.experiment_id
+        return self._experiment_id
+
+    def _find(self, filter_string: str) -> list:
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs(
+                [self.setup()], filter_string=filter_string, run_view_type=ViewType.ALL,
+                max_results=1000, page_token=token)
+            runs += list(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def start_sweep(self, sweep_id: str, run_name: str, tags: Mapping[str, str],
+                    params: Mapping[str, Any], texts: Mapping[str, str]) -> str:
+        """The parent run of ``sweep_id`` (re-opened when it exists); artifacts from ``texts``
+        (artifact file name -> content)."""
+        found = self._find(f"tags.`{TAG_SWEEP}` = '{sweep_id}' and tags.`resbench.role` = 'sweep'")
+        if found:
+            run_id = found[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+            self.log_tags(run_id, {**tags, TAG_STATUS: "running"})
+            return run_id
+        run = self.client.create_run(
+            self.setup(), run_name=run_name,
+            tags={**tags, TAG_SWEEP: sweep_id, "resbench.role": "sweep", TAG_STATUS: "running"})
+        run_id = run.info.run_id
+        self.log_params(run_id, params)
+        for name, text in texts.items():
+            self.client.log_text(run_id, text, name)
+        return run_id
+
+    def end_sweep(self, run_id: str, status: str, metrics: Mapping[str, Any],
+                  tags: Mapping[str, str] | None = None) -> None:
+        self.log_metrics(run_id, metrics)
+        self.log_tags(run_id, {**(tags or {}), TAG_STATUS: status})
+        self.client.set_terminated(run_id, status=MLFLOW_STATUS.get(status, "FINISHED"))
+
+    # --- children -------------------------------------------------------------------------
+
+    def find_trial(self, parent_id: str, trial_id: str):
+        found = self._find(f"tags.`{TAG_PARENT}` = '{parent_id}' and tags.`{TAG_TRIAL}` = '{trial_id}'")
+        return found[0] if found else None
+
+    def trial_run(self, parent_id: str, trial_id: str, run_name: str, params: Mapping[str, Any],
+                  tags: Mapping[str, str]) -> tuple[str, int]:
+        """(run id, last per-epoch step logged) of a trial's child run, creating it once."""
+        run = self.find_trial(parent_id, trial_id)
+        if run is not None:
+            run_id = run.info.run_id
+            if run.info.status != "RUNNING":
+                self.client.update_run(run_id, status="RUNNING")
+            self.log_tags(run_id, {TAG_STATUS: "running"})
+            return run_id, self.last_step(run_id)
+        run = self.client.create_run(
+            self.setup(), run_name=run_name,
+            tags={**tags, TAG_PARENT: parent_id, TAG_TRIAL: trial_id, TAG_STATUS: "running"})
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id, 0
+
+    def last_step(self, run_id: str, key: str = "epoch") -> int:
+        history = self.client.get_metric_history(run_id, key)
+        return max((m.step for m in history), default=0)
+
+    def end_trial(self, run_id: str, status: str, metrics: Mapping[str, Any] | None = None,
+                  step: int = 0, error: str = "", tags: Mapping[str, str] | None = None) -> None:
+        self.log_metrics(run_id, metrics or {}, step=step)
+        extra = {**(tags or {}), TAG_STATUS: status}
+        if error:
+            extra[TAG_ERROR] = error[-_MAX_TAG:]
+        self.log_tags(run_id, extra)
+        self.client.set_terminated(run_id, status=MLFLOW_STATUS[status])
+
+    def children(self, parent_id: str) -> list:
+        return self._find(f"tags.`{TAG_PARENT}` = '{parent_id}'")
+
+    def interrupt_children(self, parent_id: str) -> int:
+        """End the children still RUNNING as ``interrupted`` (KILLED); a resume re-opens them."""
+        running = [r for r in self.children(parent_id) if r.info.status == "RUNNING"]
+        for run in running:
+            self.end_trial(run.info.run_id, "interrupted")
+        return len(running)
+
+    # --- batched writes ---------------------------------------------------------------------
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, Any], step: int = 0,
+                    timestamp_ms: int | None = None) -> None:
+        ts = timestamp_ms or int(time.time() * 1000)
+        rows = []
+        for key, value in metrics.items():
+            v = _finite(value)
+            if v is not None and not (math.isnan(v) and key == "epoch"):
+                rows.append(Metric(key, v, ts, step))
+        for chunk in _chunks(rows, 1000):
+            self.client.log_batch(run_id, metrics=chunk)
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        rows = [Param(str(k)[:250], _param_value(v)) for k, v in params.items()]
+        for chunk in _chunks(rows, 100):
+            self.client.log_batch(run_id, params=chunk)
+
+    def log_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        rows = [RunTag(k, str(v)[:_MAX_TAG]) for k, v in tags.items()]
+        for chunk in _chunks(rows, 100):
+            self.client.log_batch(run_id, tags=chunk)
+
+    def log_text(self, run_id: str, text: str, name: str) -> None:
+        self.client.log_text(run_id, text, name)
+
+
+__all__ = [
+    "MLFLOW_STATUS",
+    "quiet_store_logs",
+    "Tracker",
+    "default_artifact_location",
+    "default_tracking_uri",
+    "local_store",
+    "repo_root",
+    "ui_command",
+]

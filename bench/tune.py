@@ -1,0 +1,639 @@
+"""Ray Tune glue: the trainable, the searchers and scheduler, the driver-side callbacks that
+track trials in MLflow and print progress, and the reading of a finished ``ResultGrid``.
+
+The trainable is thin: ``decode(config) -> cost check -> train(spec, report=...)``; each epoch
+becomes one ``ray.tune.report`` with a checkpoint (``torch.save`` of the trainer's state), and a
+restarted trial resumes from ``ray.tune.get_checkpoint()``. Every report carries the cost
+(``params``, ``macs``) and a value for every objective, so multi-objective Optuna gets complete
+results even from trials stopped early; the meta keys ``resbench_status`` / ``resbench_message``
+/ ``resbench_final`` mark the last report of a trial.
+
+Architectures over the constraints budget never train: the trial reports status ``rejected``
+once, with the worst value of each objective (the true value of cost objectives), so Optuna's
+sampler learns to avoid that region.
+
+MLflow is written only here on the driver (``TrackingCallback``), and ``bench.tracking`` is
+imported lazily so that trial workers never import mlflow.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune import Callback, Checkpoint, CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+from bench.config import flatten, to_dict
+from bench.space import (
+    COST_METRICS,
+    EPOCH_METRICS,
+    Axis,
+    SearchSpace,
+    decode,
+    is_measure_only,
+    sample_of,
+)
+
+STATUS_KEY = "resbench_status"
+MESSAGE_KEY = "resbench_message"
+FINAL_KEY = "resbench_final"
+PLACEHOLDER_KEY = "resbench_placeholders"  # comma-separated objective keys holding stand-ins
+META_KEYS = (STATUS_KEY, MESSAGE_KEY, FINAL_KEY, PLACEHOLDER_KEY)
+# Keys Ray adds to every result; not logged as metrics.
+RAY_KEYS = frozenset({
+    "training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "pid", "hostname",
+    "node_ip", "date", "done", "trial_id", "experiment_tag", "time_since_restore",
+    "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint", "config",
+    "experiment_id", "episodes_total", "timesteps_total", "timesteps_since_restore",
+})
+PER_EPOCH = frozenset({"epoch", "lr", *EPOCH_METRICS})
+WORST_MAX = -1.0  # accuracies and throughputs are >= 0
+WORST_MIN = 1e30
+CHECKPOINT_FILE = "state.pt"
+
+
+# --- the trainable ------------------------------------------------------------------------------
+
+
+def worst_values(objectives: Mapping[str, str], known: Mapping[str, float]) -> dict[str, float]:
+    """A stand-in for every objective: the true value when known (cost), else the worst."""
+    out = {}
+    for name, mode in objectives.items():
+        if name in known:
+            out[name] = float(known[name])
+        else:
+            out[name] = WORST_MAX if mode == "max" else WORST_MIN
+    return out
+
+
+def _with_objectives(metrics: dict[str, Any], objectives: Mapping[str, str],
+                     force_worst: bool = False) -> dict[str, Any]:
+    """Fill objectives absent from ``metrics`` (or all but cost ones) with stand-ins."""
+    stand_in = [k for k in objectives if k not in metrics or (force_worst and k not in COST_METRICS)]
+    if not stand_in:
+        return metrics
+    worst = worst_values({k: objectives[k] for k in stand_in}, {})
+    return {**metrics, **worst, PLACEHOLDER_KEY: ",".join(stand_in)}
+
+
+def _load_checkpoint(checkpoint: Checkpoint | None) -> dict[str, Any] | None:
+    if checkpoint is None:
+        return None
+    import pickle
+
+    import torch
+
+    with checkpoint.as_directory() as d:
+        path = Path(d) / CHECKPOINT_FILE
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # our own file: a state with non-tensor objects
+            return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def measure_only(spec) -> dict[str, float]:
+    """Params, MACs, throughput and latency of an untrained model (measurement-only reference)."""
+    from bench.measure import benchmark
+    from bench.models import build_model, cost
+    from bench.trainer import resolve_device
+
+    arch, m = spec.arch, spec.measure
+    device = resolve_device(spec.train.device)
+    model = build_model(arch).to(device)
+    out: dict[str, float] = {k: float(v) for k, v in cost(arch).as_dict().items()}
+    out.update(benchmark(
+        model, (arch.in_chans, arch.input_size, arch.input_size), device,
+        batch_size=m.batch_size, warmup=m.warmup, iters=m.iters,
+        precision="bf16" if device.type == "cuda" else "fp32",
+        channels_last=device.type == "cuda", latency_iters=m.latency_iters,
+        train_step=m.train_step, num_classes=arch.num_classes,
+    ))
+    return out
+
+
+def run_trial(config: dict[str, Any], space: SearchSpace) -> None:
+    """The Ray Tune function trainable (wrapped by ``trainable``)."""
+    import torch
+
+    from bench.models import cost
+    from bench.trainer import train
+
+    spec = decode(space, config)
+    objectives = space.search.objectives
+    base = {k: float(v) for k, v in cost(spec.arch).as_dict().items()}
+    final = {FINAL_KEY: 1}
+    if "reference" not in config:
+        reason = space.constraints.violation(int(base["params"]), int(base["macs"]))
+        if reason:
+            tune.report(_with_objectives(
+                {**base, "epoch": 0.0, STATUS_KEY: "rejected", MESSAGE_KEY: reason, **final},
+                objectives, force_worst=True))
+            return
+    if is_measure_only(space, config):
+        metrics = measure_only(spec)
+        tune.report(_with_objectives(
+            {**metrics, "epoch": 0.0, STATUS_KEY: "completed", MESSAGE_KEY: "", **final},
+            objectives))
+        return
+
+    epochs = spec.train.epochs
+    reported_final = False
+
+    def report(metrics: dict[str, float], state: Callable[[], dict[str, Any]]) -> None:
+        nonlocal reported_final
+        out: dict[str, Any] = {**base, **metrics}
+        if int(metrics.get("epoch", 0)) >= epochs:  # the trainer's last report: it completed
+            out.update({STATUS_KEY: "completed", MESSAGE_KEY: "", **final})
+            reported_final = True
+        with tempfile.TemporaryDirectory(prefix="resbench-ckpt-") as d:
+            torch.save(state(), Path(d) / CHECKPOINT_FILE)
+            tune.report(_with_objectives(out, objectives),
+                        checkpoint=Checkpoint.from_directory(d))
+
+    result = train(spec, report=report, resume=_load_checkpoint(tune.get_checkpoint()))
+    if not reported_final:  # diverged / failed, or resumed after the last epoch
+        done = result.status == "completed"
+        tune.report(_with_objectives(
+            {**base, **result.metrics, "epoch": float(len(result.history)),
+             STATUS_KEY: result.status, MESSAGE_KEY: result.message, **final},
+            objectives, force_worst=not done))
+
+
+def trainable(space: SearchSpace, gpu: float) -> Any:
+    """``run_trial`` bound to the space, with per-trial resources."""
+    fn = tune.with_parameters(run_trial, space=space)
+    return tune.with_resources(fn, {"cpu": space.resources.cpu, "gpu": gpu})
+
+
+# --- search algorithms and scheduler ----------------------------------------------------------
+
+
+class OptunaSpace:
+    """Define-by-run Optuna space (a picklable callable): conditional axes are suggested only
+    when active, so Optuna sees the real tree. ``grid`` axes are rejected at load time."""
+
+    def __init__(self, axes: Sequence[tuple[str, Axis]]) -> None:
+        self.axes = list(axes)
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        sample: dict[str, Any] = {}
+        for name, axis in self.axes:
+            if not axis.active(sample):
+                continue
+            kind = axis.kind
+            if kind == "choice":
+                sample[name] = trial.suggest_categorical(name, list(axis.choice))
+            elif kind == "uniform":
+                sample[name] = trial.suggest_float(name, *axis.uniform)
+            elif kind == "loguniform":
+                sample[name] = trial.suggest_float(name, *axis.loguniform, log=True)
+            elif kind == "randint":
+                sample[name] = trial.suggest_int(name, *axis.randint)
+            elif kind == "qrandint":
+                low, high, step = axis.qrandint
+                sample[name] = trial.suggest_int(name, low, high, step=step)
+            else:
+                raise ValueError(f"axis {name}: {kind} cannot be sampled by Optuna")
+        return {}
+
+
+def make_searcher(space: SearchSpace) -> Any:
+    """OptunaSearch (TPE or NSGA-II; multi-objective when several objectives) for optuna_*."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    s = space.search
+    if s.algorithm == "optuna_nsga2":
+        kwargs = {"population_size": s.population_size} if s.population_size else {}
+        sampler = optuna.samplers.NSGAIISampler(seed=s.seed, **kwargs)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=s.seed)
+    names, modes = list(s.objectives), list(s.objectives.values())
+    # Metric and mode go to the searcher only: TuneConfig(metric=...) would silently turn a
+    # multi-objective study into a single-objective one.
+    metric = names if len(names) > 1 else names[0]
+    mode = modes if len(modes) > 1 else modes[0]
+    return OptunaSearch(space=OptunaSpace(space.space.items()), metric=metric, mode=mode,
+                        sampler=sampler)
+
+
+def make_scheduler(space: SearchSpace) -> Any:
+    """ASHA on the primary objective, by epoch. Rungs stop below the last epoch (a rung there
+    saves nothing) and ``stop_last_trials=False`` lets each trial send its final report."""
+    sch = space.scheduler
+    if sch.type == "none":
+        return FIFOScheduler()
+    metric, mode = space.search.primary
+    return ASHAScheduler(
+        time_attr="epoch", metric=metric, mode=mode,
+        max_t=max(sch.grace_period, space.train.epochs - 1), grace_period=sch.grace_period,
+        reduction_factor=sch.reduction_factor, stop_last_trials=False,
+    )
+
+
+# --- trial outcome helpers (shared by the callbacks and the summary) ----------------------------
+
+
+def status_of(result: Mapping[str, Any] | None, errored: bool) -> str:
+    if errored:
+        return "failed"
+    if not result:
+        return "interrupted"
+    return str(result.get(STATUS_KEY) or "stopped")  # no final report: stopped by the scheduler
+
+
+def _numeric(result: Mapping[str, Any]) -> dict[str, float]:
+    skip = set(RAY_KEYS) | set(META_KEYS)
+    skip |= set(filter(None, str(result.get(PLACEHOLDER_KEY, "")).split(",")))
+    out = {}
+    for key, value in result.items():
+        if key in skip or isinstance(value, (str, bytes, dict, list, tuple)) or value is None:
+            continue
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def epoch_metrics(result: Mapping[str, Any]) -> dict[str, float]:
+    """Per-epoch keys of a result (history: loss, accuracy, lr, grad norms)."""
+    return {k: v for k, v in _numeric(result).items()
+            if k in PER_EPOCH or k.startswith("grad_norm/")}
+
+
+def final_metrics(result: Mapping[str, Any]) -> dict[str, float]:
+    """Keys known once per trial (cost, test accuracy, throughput, latency, times)."""
+    return {k: v for k, v in _numeric(result).items()
+            if k not in PER_EPOCH and not k.startswith("grad_norm/")}
+
+
+def trial_kind(config: Mapping[str, Any]) -> str:
+    return "reference" if "reference" in config else "search"
+
+
+def trial_params(space: SearchSpace, config: Mapping[str, Any], spec: Any) -> dict[str, Any]:
+    """MLflow params of a trial: the flattened spec plus the sampled axes as ``sample.*``."""
+    params = flatten(to_dict(spec))
+    if "reference" not in config:
+        params.update({f"sample.{k}": v for k, v in sample_of(config).items()})
+    return params
+
+
+# --- driver-side callbacks -------------------------------------------------------------------------
+
+
+@dataclass
+class TrackingTarget:
+    """Where a sweep's runs go (picklable: lives in Ray's tuner.pkl for restores)."""
+
+    uri: str
+    experiment: str
+    artifact_location: str | None
+    parent_id: str
+    sweep_id: str
+
+
+def error_text(trial: Any) -> str:
+    """The traceback Ray stored for a failed trial (last line first), or ''."""
+    path = getattr(trial, "error_file", None)
+    text = ""
+    if path and Path(path).is_file():
+        text = Path(path).read_text(errors="replace").strip()
+    if not text:
+        text = str(getattr(trial, "error_msg", "") or "")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return f"{lines[-1]}\n\n{text}" if lines else ""
+
+
+class TrackingCallback(Callback):
+    """Logs each trial as a nested MLflow run from the driver (one SQLite writer), batched: one
+    ``log_batch`` per result. Runs are found by their ``resbench.trial_id`` tag before one is
+    created, so a restored sweep never duplicates a run or an epoch."""
+
+    def __init__(self, target: TrackingTarget, space: SearchSpace) -> None:
+        self.target = target
+        self.space = space
+        self._tracker: Any = None
+        self._runs: dict[str, list] = {}  # trial id -> [run id, last epoch logged]
+        self.warned = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_tracker"] = None
+        state["_runs"] = {}
+        return state
+
+    @property
+    def tracker(self) -> Any:
+        if self._tracker is None:
+            from bench.tracking import Tracker
+
+            t = self.target
+            self._tracker = Tracker(t.uri, t.experiment, t.artifact_location)
+        return self._tracker
+
+    def _guard(self, fn: Callable[[], None]) -> None:
+        # Tracking must not abort a sweep; the end-of-sweep reconcile repairs what is missing.
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001
+            if not self.warned:
+                print(f"warning: MLflow tracking failed ({type(exc).__name__}: {exc}); "
+                      "the runs are repaired from Ray's results at the end", flush=True)
+                self.warned = True
+            self._tracker = None
+
+    def run_for(self, trial_id: str, config: Mapping[str, Any], path: str = "") -> list:
+        entry = self._runs.get(trial_id)
+        if entry is None:
+            spec = decode(self.space, config)
+            tags = {"resbench.kind": trial_kind(config), "resbench.label": spec.arch.label,
+                    "resbench.sweep_id": self.target.sweep_id}
+            if path:
+                tags["resbench.trial_path"] = path
+            run_id, last = self.tracker.trial_run(
+                self.target.parent_id, trial_id, spec.name or spec.arch.label,
+                trial_params(self.space, config, spec), tags)
+            entry = self._runs[trial_id] = [run_id, last]
+        return entry
+
+    def log_result(self, trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any]
+                   ) -> None:
+        entry = self.run_for(trial_id, config)
+        step = int(result.get("epoch", 0) or 0)
+        if step <= entry[1]:
+            return
+        self.tracker.log_metrics(entry[0], epoch_metrics(result), step=step)
+        entry[1] = step
+
+    def finish(self, trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any] | None,
+               status: str, error: str = "") -> None:
+        result = result or {}
+        if result.get("epoch"):
+            self.log_result(trial_id, config, result)
+        entry = self.run_for(trial_id, config)
+        message = error or str(result.get(MESSAGE_KEY, "") or "")
+        self.tracker.end_trial(entry[0], status, final_metrics(result),
+                               step=int(result.get("epoch", 0) or 0), error=message)
+        if error and "\n" in error:
+            self.tracker.log_text(entry[0], error, "error.txt")
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._guard(lambda: self.run_for(trial.trial_id, trial.config, trial.path or ""))
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        self._guard(lambda: self.log_result(trial.trial_id, trial.config, result))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        result = trial.last_result
+        self._guard(lambda: self.finish(trial.trial_id, trial.config, result,
+                                        status_of(result, False)))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._guard(lambda: self.finish(trial.trial_id, trial.config, trial.last_result,
+                                        "failed", error_text(trial) or "trial crashed"))
+
+
+class ProgressCallback(Callback):
+    """A compact live view: one line per finished trial and, every ``interval_s``, a table of
+    trial states, running trials and the best value so far."""
+
+    def __init__(self, space: SearchSpace, title: str, interval_s: float = 15.0) -> None:
+        self.space = space
+        self.title = title
+        self.interval_s = interval_s
+        self._last = 0.0
+        self._labels: dict[str, str] = {}
+        self._latest: dict[str, dict[str, Any]] = {}
+        self._best: tuple[float, str] | None = None
+        self._done = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_last=0.0, _labels={}, _latest={}, _best=None, _done=0)
+        return state
+
+    def _label(self, trial: Any) -> str:
+        if trial.trial_id not in self._labels:
+            try:
+                self._labels[trial.trial_id] = decode(self.space, trial.config).arch.label
+            except Exception:  # noqa: BLE001 - display only
+                self._labels[trial.trial_id] = trial.trial_id
+        return self._labels[trial.trial_id]
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        self._latest[trial.trial_id] = result
+        metric, mode = self.space.search.primary
+        placeholders = str(result.get(PLACEHOLDER_KEY, "")).split(",")
+        value = result.get(metric)
+        if value is None or metric in placeholders or result.get(STATUS_KEY) == "rejected":
+            return
+        value = float(value)
+        if not math.isfinite(value):
+            return
+        better = self._best is None or (value > self._best[0] if mode == "max"
+                                        else value < self._best[0])
+        if better:
+            self._best = (value, self._label(trial))
+
+    def _line(self, trial: Any, status: str) -> None:
+        self._done += 1
+        result = trial.last_result or {}
+        parts = [f"[{self.title}] {trial.trial_id} {self._label(trial)}: {status}"]
+        if result.get("epoch"):
+            parts.append(f"epoch {int(result['epoch'])}")
+        for key in self.space.search.objectives:
+            if key in result and key not in str(result.get(PLACEHOLDER_KEY, "")).split(","):
+                parts.append(f"{key} {fmt(result[key])}")
+        if result.get(MESSAGE_KEY):
+            parts.append(f"({result[MESSAGE_KEY]})")
+        print("  ".join(parts), flush=True)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._line(trial, status_of(trial.last_result, False))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._line(trial, "failed: " + (error_text(trial).splitlines() or ["?"])[0])
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval_s:
+            return
+        if self._last == 0.0:
+            self._last = now
+            return
+        self._last = now
+        self.print_table(trials)
+
+    def print_table(self, trials: list) -> None:
+        counts: dict[str, int] = {}
+        for t in trials:
+            counts[t.status] = counts.get(t.status, 0) + 1
+        metric, _ = self.space.search.primary
+        state = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        best = f"best {metric} {fmt(self._best[0])} ({self._best[1]})" if self._best else "best: -"
+        lines = [f"[{self.title}] {len(trials)} trials: {state}; {best}"]
+        for t in trials:
+            if t.status != "RUNNING":
+                continue
+            r = self._latest.get(t.trial_id, {})
+            epoch = f"epoch {int(r['epoch'])}/{self.space.train.epochs}" if r.get("epoch") else "starting"
+            value = f"{metric} {fmt(r[metric])}" if metric in r else ""
+            lines.append(f"    running {t.trial_id} {self._label(t):32s} {epoch:14s} {value}")
+        print("\n".join(lines), flush=True)
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            from bench.space import human
+
+            return human(value) if abs(value) >= 1e5 else f"{value:.3g}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+# --- Ray session, tuner construction and results ---------------------------------------------------
+
+
+def init_ray(address: str | None, temp_dir: str | None, log_to_driver: bool) -> None:
+    """Start (or join) Ray: no dashboard; a local session keeps its files under ``temp_dir``."""
+    import logging
+
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=log_to_driver,
+                                  logging_level=logging.WARNING, configure_logging=True)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(_temp_dir=temp_dir, **kwargs)
+
+
+def cluster_gpus() -> float:
+    return float(ray.cluster_resources().get("GPU", 0.0))
+
+
+def make_tuner(space: SearchSpace, kind: str, configs: list[dict[str, Any]] | None,
+               storage_path: str, name: str, callbacks: list, gpu: float) -> tune.Tuner:
+    """A Tuner for the search (``configs`` None: Optuna proposes) or the references."""
+    s = space.search
+    if kind == "search" and configs is None:
+        param_space: dict[str, Any] = {}
+        tune_config = TuneConfig(search_alg=make_searcher(space), scheduler=make_scheduler(space),
+                                 num_samples=s.samples, reuse_actors=True,
+                                 max_concurrent_trials=s.max_concurrent or None,
+                                 trial_name_creator=_trial_name,
+                                 trial_dirname_creator=_trial_name)
+    else:
+        param_space = {"sample" if kind == "search" else "reference": tune.grid_search(
+            [c["sample"] if kind == "search" else c["reference"] for c in configs or []])}
+        scheduler = make_scheduler(space) if kind == "search" else FIFOScheduler()
+        tune_config = TuneConfig(scheduler=scheduler, num_samples=1, reuse_actors=True,
+                                 max_concurrent_trials=s.max_concurrent or None,
+                                 trial_name_creator=_trial_name,
+                                 trial_dirname_creator=_trial_name)
+    run_config = RunConfig(
+        name=name, storage_path=storage_path, callbacks=[*callbacks, JsonLoggerCallback(),
+                                                         CSVLoggerCallback()],
+        failure_config=FailureConfig(max_failures=s.max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=1), verbose=0,
+    )
+    return tune.Tuner(trainable(space, gpu), param_space=param_space, tune_config=tune_config,
+                      run_config=run_config)
+
+
+def restore_tuner(path: str, space: SearchSpace, gpu: float) -> tune.Tuner:
+    return tune.Tuner.restore(path, trainable(space, gpu), resume_unfinished=True,
+                              resume_errored=True)
+
+
+def can_restore(path: str) -> bool:
+    return tune.Tuner.can_restore(path)
+
+
+def _trial_name(trial: Any) -> str:
+    return str(trial.trial_id)
+
+
+@dataclass
+class Outcome:
+    """One finished trial as the summary and the MLflow reconcile see it."""
+
+    trial_id: str
+    kind: str
+    config: dict[str, Any]
+    label: str
+    status: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    path: str = ""
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        return int(self.metrics.get("epoch", 0) or 0)
+
+
+def outcomes(results: Any, space: SearchSpace) -> list[Outcome]:
+    """The trials of a ResultGrid with their status, last metrics and per-epoch history."""
+    out = []
+    for res in results:
+        metrics = dict(res.metrics or {})
+        config = dict(res.config or metrics.get("config") or {})
+        trial_id = str(metrics.get("trial_id") or Path(res.path).name)
+        errored = res.error is not None
+        error = ""
+        if errored:
+            lines = [ln for ln in str(res.error).splitlines() if ln.strip()]
+            error = f"{lines[-1]}\n\n{res.error}" if lines else "trial crashed"
+        try:
+            label = decode(space, config).arch.label
+        except Exception:  # noqa: BLE001 - display only
+            label = trial_id
+        history = []
+        df = res.metrics_dataframe
+        if df is not None and "epoch" in df:
+            for row in df.to_dict("records"):
+                if row.get("epoch"):
+                    history.append(epoch_metrics(row))
+        out.append(Outcome(trial_id, trial_kind(config), config, label,
+                           status_of(metrics, errored), metrics, error, str(res.path), history))
+    return out
+
+
+def shutdown() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+__all__ = [
+    "Outcome",
+    "OptunaSpace",
+    "ProgressCallback",
+    "TrackingCallback",
+    "TrackingTarget",
+    "can_restore",
+    "cluster_gpus",
+    "init_ray",
+    "make_scheduler",
+    "make_searcher",
+    "make_tuner",
+    "outcomes",
+    "restore_tuner",
+    "run_trial",
+    "shutdown",
+    "status_of",
+]

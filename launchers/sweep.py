@@ -1,0 +1,649 @@
+"""``python -m launchers.sweep``: run a search-space file as a Ray Tune sweep tracked in MLflow.
+
+    python -m launchers.sweep --space search_spaces/quickstart.yaml
+    python -m launchers.sweep --space FILE --dry-run          # trials, params and MACs; no training
+    python -m launchers.sweep --space FILE --smoke            # every trial tiny: 1 epoch, small subset
+    python -m launchers.sweep --space FILE --resume           # continue the latest interrupted sweep
+    python -m launchers.sweep --space FILE --set train.epochs=3 --set search.num_samples=4
+    python -m launchers.sweep --schema > search-space.schema.json
+
+Exit codes: 0 success, 1 the sweep failed (a trial crashed or Ray failed), 2 bad input (one
+message, nothing written), 130 interrupted (Ctrl-C; continue with --resume).
+
+Where things go: Ray's experiment state and checkpoints under ``--storage`` (default
+``<repo>/.ray_results/<sweep id>/``; ``s3://`` works), Ray's session files in a temporary folder,
+MLflow runs in ``--tracking-uri`` / ``MLFLOW_TRACKING_URI`` / the file's ``tracking.uri`` (default
+``sqlite:///<repo>/mlflow/mlflow.db``, artifacts in ``<repo>/mlflow/artifacts/``).
+
+MLflow layout: a parent run per sweep and a nested child per trial (see ``bench.tracking``).
+Architectures over the ``constraints`` budget are never trained; each is recorded as a KILLED
+child with ``resbench.status=rejected`` and the reason in ``resbench.error``, and counted in the
+parent metric ``rejected_trials`` (grid / random reject them before Ray starts; under Optuna the
+trial reports the worst objective values at once so the sampler learns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.config import to_dict
+from bench.errors import ConfigError, ResbenchError
+
+TERMINAL_OK = ("completed", "stopped", "rejected", "diverged")
+STATE_FILE = "sweep.json"
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m launchers.sweep",
+        description="Run a search-space YAML as a Ray Tune sweep tracked in MLflow.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit codes: 0 ok, 1 sweep failed, 2 bad input, 130 interrupted",
+    )
+    p.add_argument("--space", metavar="FILE", help="search-space YAML (see search_spaces/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the file, e.g. train.epochs=3 (repeatable)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the trials (or the space) with params and MACs; train nothing")
+    p.add_argument("--smoke", action="store_true",
+                   help="shrink every trial (1 epoch, small subset) to check a space quickly")
+    p.add_argument("--resume", nargs="?", const="latest", metavar="SWEEP_DIR",
+                   help="continue an interrupted sweep: the latest one of this space, or SWEEP_DIR")
+    p.add_argument("--address", metavar="ADDR",
+                   help="join a Ray cluster: auto or ray://host:10001 (default: start a local one)")
+    p.add_argument("--storage", metavar="PATH",
+                   help="Ray results and checkpoints: a folder or s3://bucket/prefix "
+                        "(default <repo>/.ray_results)")
+    p.add_argument("--tracking-uri", metavar="URI",
+                   help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, the file's "
+                        "tracking.uri, else sqlite:///<repo>/mlflow/mlflow.db)")
+    p.add_argument("--top", type=int, default=10, help="rows of the final table (default 10)")
+    p.add_argument("--progress-interval", type=float, default=15.0, metavar="S",
+                   help="seconds between progress tables (default 15)")
+    p.add_argument("--schema", action="store_true",
+                   help="print the JSON Schema of the search-space format and exit")
+    p.add_argument("--debug", action="store_true",
+                   help="tracebacks on errors, worker logs on the console, keep Ray's temp files")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except ResbenchError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; continue with --resume", file=sys.stderr)
+        return 130
+
+
+# --- environment -------------------------------------------------------------------------------
+
+
+def configure_environment(local: bool) -> None:
+    """Settings Ray / Tune read from the environment; set before they are imported."""
+    defaults = {
+        # Explicit JSON/CSV loggers instead of the auto ones (TensorBoard imports torch in the
+        # driver for nothing).
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+        # Ctrl-C raises KeyboardInterrupt here (exit 130); the experiment state saved every few
+        # seconds is what --resume continues from.
+        "TUNE_DISABLE_SIGINT_HANDLER": "1",
+        "TUNE_GLOBAL_CHECKPOINT_S": "5",
+        # Each per-epoch checkpoint forces an experiment snapshot (that is what makes --resume
+        # lose at most an epoch); Tune warns about it on every one of them.
+        "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    if local:
+        defaults["RAY_AUTH_MODE"] = "disabled"  # no token written under the home folder
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+
+
+def quiet_libraries(optuna: bool) -> None:
+    """INFO chatter off (MLflow's schema migrations, Optuna's study creation); after their
+    import, since both set their own levels when imported."""
+    from bench.tracking import quiet_store_logs
+
+    quiet_store_logs()
+    if optuna:
+        import optuna as ot
+
+        ot.logging.set_verbosity(ot.logging.WARNING)
+
+
+# --- storage (local folders or s3:// via pyarrow) ------------------------------------------------
+
+
+def _fs(uri: str) -> tuple[Any, str]:
+    import pyarrow.fs
+
+    if "://" in uri:
+        return pyarrow.fs.FileSystem.from_uri(uri)
+    return pyarrow.fs.LocalFileSystem(), str(Path(uri).expanduser().resolve())
+
+
+def _join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts])
+
+
+def write_state(sweep_dir: str, state: dict[str, Any]) -> None:
+    fs, path = _fs(sweep_dir)
+    fs.create_dir(path, recursive=True)
+    with fs.open_output_stream(_join(path, STATE_FILE)) as f:
+        f.write(json.dumps(state, indent=2, default=str).encode())
+
+
+def read_state(sweep_dir: str) -> dict[str, Any] | None:
+    import pyarrow.fs
+
+    fs, path = _fs(sweep_dir)
+    target = _join(path, STATE_FILE)
+    if fs.get_file_info(target).type != pyarrow.fs.FileType.File:
+        return None
+    with fs.open_input_stream(target) as f:
+        return json.loads(f.read().decode())
+
+
+def find_latest(storage: str, name: str) -> str | None:
+    """The most recently started sweep of space ``name`` under ``storage``."""
+    import pyarrow.fs
+
+    fs, path = _fs(storage)
+    if fs.get_file_info(path).type != pyarrow.fs.FileType.Directory:
+        return None
+    best: tuple[float, str] | None = None
+    for info in fs.get_file_info(pyarrow.fs.FileSelector(path)):
+        if info.type != pyarrow.fs.FileType.Directory:
+            continue
+        sweep_dir = _join(storage.rstrip("/"), info.base_name)
+        state = read_state(sweep_dir)
+        if state and state.get("name") == name:
+            started = float(state.get("started", 0))
+            if best is None or started > best[0]:
+                best = (started, sweep_dir)
+    return best[1] if best else None
+
+
+# --- planning -------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Planned:
+    """One trial known before the sweep: its config, spec, cost and budget verdict."""
+
+    index: int
+    config: dict[str, Any]
+    spec: Any
+    params: int
+    macs: int
+    rejected: str = ""
+
+
+def plan(space: Any) -> tuple[list[Planned] | None, list[Planned]]:
+    """(search trials, or None under Optuna; reference trials), with costs and verdicts."""
+    from bench.models import cost
+    from bench.space import decode, reference_configs, search_configs
+
+    costs: dict[Any, Any] = {}
+
+    def planned(i: int, config: dict[str, Any], check: bool) -> Planned:
+        spec = decode(space, config)
+        if spec.arch not in costs:
+            costs[spec.arch] = cost(spec.arch)
+        c = costs[spec.arch]
+        reason = space.constraints.violation(c.params, c.macs) if check else ""
+        return Planned(i, config, spec, c.params, c.macs, reason)
+
+    search = None
+    if not space.search.is_optuna:
+        search = [planned(i, c, True) for i, c in enumerate(search_configs(space))]
+    refs = [planned(i, c, False) for i, c in enumerate(reference_configs(space))]
+    return search, refs
+
+
+def describe(space: Any, source: str, digest: str) -> list[str]:
+    from bench.space import human
+
+    s, sch, r = space.search, space.scheduler, space.resources
+    objectives = ", ".join(f"{k} {v}" for k, v in s.objectives.items())
+    count = "every combination" if s.algorithm == "grid" else f"{s.samples} samples"
+    sched = (f"asha (grace {sch.grace_period}, reduction {sch.reduction_factor:g})"
+             if sch.type == "asha" else "none")
+    t, d = space.train, space.dataset
+    budget = ", ".join(f"{k} {human(v)}" for k, v in
+                       (("max params", space.constraints.max_params),
+                        ("max MACs", space.constraints.max_macs)) if v) or "none"
+    lines = [
+        f"sweep {space.name} ({source}, space hash {digest})",
+        f"  search: {s.algorithm}, {count}, objectives {objectives}, seed {s.seed}, "
+        f"max concurrent {s.max_concurrent or 'auto'}",
+        f"  scheduler: {sched}; per trial {r.cpu:g} CPU, {r.gpu:g} GPU; budget: {budget}",
+    ]
+    trains = space.space or space.arch or any(ref.train for ref in space.references)
+    if trains:
+        lines.append(
+            f"  data: {d.name} (subset {d.subset or 'all'}, val {d.val_fraction:g}); train: "
+            f"{t.epochs} epochs, {t.optimizer} lr {t.lr:g}, batch {t.batch_size}, {t.schedule}")
+    if space.space:
+        lines.append("  axes:")
+        for name, axis in space.space.items():
+            values = getattr(axis, axis.kind)
+            when = f"  when {axis.when}" if axis.when else ""
+            lines.append(f"    {name:20s} {axis.kind} {list(values)}{when}")
+    return lines
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    out = ["  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    for row in rows:
+        out.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    return out
+
+
+def dry_run(space: Any, source: str, digest: str) -> list[str]:
+    from bench.space import architectures, human
+
+    search, refs = plan(space)
+    lines = describe(space, source, digest)
+    n_rej = 0
+    if search is None:
+        archs, cut = architectures(space)
+        from bench.models import cost
+        from bench.space import decode
+
+        rows = []
+        for a in archs:
+            spec = decode(space, {"sample": a})
+            c = cost(spec.arch)
+            reason = space.constraints.violation(c.params, c.macs)
+            rows.append([spec.arch.label, ", ".join(f"{k}={v}" for k, v in a.items()),
+                         human(c.params), human(c.macs), f"rejected: {reason}" if reason else "ok"])
+            n_rej += bool(reason)
+        lines.append(f"  reachable architectures{' (first 200)' if cut else ''} "
+                     f"(continuous axes at their ends); Optuna proposes the trials at run time:")
+        lines += _table(["arch", "sampled", "params", "MACs", "budget"], rows)
+        lines.append(f"dry run: {space.search.samples} trials proposed by {space.search.algorithm} "
+                     f"over {len(archs)} architectures ({n_rej} over budget), "
+                     f"{len(refs)} references")
+        return lines
+    rows = []
+    for p in search:
+        sample = p.config["sample"]
+        rows.append([str(p.index), p.spec.arch.label,
+                     ", ".join(f"{k}={v}" for k, v in sample.items()) or "-",
+                     human(p.params), human(p.macs),
+                     f"rejected: {p.rejected}" if p.rejected else "ok"])
+        n_rej += bool(p.rejected)
+    if rows:
+        lines.append("  trials:")
+        lines += _table(["#", "arch", "sampled", "params", "MACs", "budget"], rows)
+    if refs:
+        lines.append("  references:")
+        lines += _table(["#", "model", "mode", "input", "params", "MACs"], [
+            [str(p.index), p.spec.arch.timm_model,
+             "train" if space.references[p.index].train else "measure only",
+             str(p.spec.arch.input_size), human(p.params), human(p.macs)] for p in refs])
+    lines.append(f"dry run: {len(search)} trials ({n_rej} rejected by constraints, "
+                 f"{len(search) - n_rej} to run), {len(refs)} references")
+    return lines
+
+
+# --- the sweep ------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.schema:
+        from bench.space import space_schema
+
+        print(json.dumps(space_schema(), indent=2))
+        return 0
+    if not args.space:
+        raise ConfigError("--space FILE is required (e.g. --space search_spaces/quickstart.yaml)")
+    if args.resume and args.dry_run:
+        raise ConfigError("--resume cannot be combined with --dry-run")
+    configure_environment(local=not args.address)
+
+    from bench.data import resolve_paths
+    from bench.space import load_space, space_hash
+    from bench.tracking import default_artifact_location, default_tracking_uri, repo_root
+
+    space = load_space(args.space, args.set, smoke=args.smoke)
+    digest = space_hash(space)
+    space = dataclasses.replace(space, dataset=_absolute(resolve_paths(space.dataset, os.environ)))
+    if args.dry_run:
+        print("\n".join(dry_run(space, args.space, digest)))
+        return 0
+
+    root = repo_root()
+    storage = args.storage or str(root / ".ray_results")
+    if "://" not in storage:
+        storage = str(Path(storage).expanduser().resolve())
+    if args.resume:
+        sweep_dir = find_latest(storage, space.name) if args.resume == "latest" else args.resume
+        state = read_state(sweep_dir) if sweep_dir else None
+        if state is None:
+            where = sweep_dir or f"{storage} (no sweep of {space.name!r})"
+            raise ConfigError(f"nothing to resume at {where}")
+        if state["space_hash"] != digest:
+            raise ConfigError(
+                f"the space changed since sweep {state['sweep_id']} started (hash "
+                f"{state['space_hash']} -> {digest}); resume with the same file and options "
+                f"(were: {' '.join(state.get('argv', []))})")
+        if args.tracking_uri and args.tracking_uri != state["tracking_uri"]:
+            raise ConfigError(f"--tracking-uri differs from the sweep's ({state['tracking_uri']})")
+    else:
+        uri = (args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or space.tracking.uri
+               or default_tracking_uri(root))
+        sweep_id = f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+        state = {
+            "sweep_id": sweep_id, "name": space.name, "space_hash": digest,
+            "space_file": str(args.space), "argv": _argv(args), "tracking_uri": uri,
+            "experiment": space.experiment,
+            "artifact_location": default_artifact_location(uri), "started": time.time(),
+        }
+        sweep_dir = _join(storage.rstrip("/"), sweep_id)
+    search, refs = plan(space)  # before anything is written: a bad model fails here
+    return execute(args, space, digest, state, sweep_dir, search, refs)
+
+
+def _absolute(data: Any) -> Any:
+    """Relative data folders made absolute: trials run in their own working directories."""
+    changes = {k: str(Path(v).expanduser().resolve()) for k in ("root", "cache_dir")
+               if (v := getattr(data, k)) and "://" not in v}
+    return dataclasses.replace(data, **changes)
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    out = ["--space", str(args.space)]
+    for s in args.set:
+        out += ["--set", s]
+    if args.smoke:
+        out.append("--smoke")
+    return out
+
+
+def execute(args: argparse.Namespace, space: Any, digest: str, state: dict[str, Any],
+            sweep_dir: str, search: list[Planned] | None, refs: list[Planned]) -> int:
+    from bench import tune as rt
+    from bench.measure import environment
+    from bench.tracking import Tracker, ui_command
+
+    if args.address and args.address.startswith("ray://") and state["tracking_uri"].startswith(
+            "sqlite:"):
+        print("warning: with Ray Client (ray://) the Tune loop and its MLflow callback run on the "
+              "cluster's head node; use a tracking server (--tracking-uri http://...) and shared "
+              "storage (--storage s3://...)", file=sys.stderr)
+    quiet_libraries(space.search.is_optuna)
+    tracker = Tracker(state["tracking_uri"], state["experiment"], state["artifact_location"])
+    tracker.setup()
+    env = environment()
+    tags = {"resbench.space_hash": digest, "resbench.git_sha": env.get("git_sha", "unknown"),
+            "resbench.space": space.name, "resbench.sweep_dir": sweep_dir,
+            "resbench.smoke": str(bool(args.smoke)).lower(),
+            **{f"resbench.env.{k}": v for k, v in env.items()}}
+    params = {"algorithm": space.search.algorithm, "objectives": json.dumps(space.search.objectives),
+              "num_samples": space.search.samples, "scheduler": space.scheduler.type,
+              "seed": space.search.seed, "dataset": space.dataset.name,
+              "epochs": space.train.epochs}
+    texts = {"space.yaml": Path(args.space).read_text(encoding="utf-8"),
+             "space.resolved.json": json.dumps(to_dict(space), indent=2, default=str)}
+    parent = tracker.start_sweep(state["sweep_id"], state["sweep_id"], tags, params, texts)
+    state["parent_run_id"] = parent
+    write_state(sweep_dir, state)
+    print(f"sweep {state['sweep_id']}: MLflow experiment {state['experiment']!r}, parent run "
+          f"{parent}; Ray results in {sweep_dir}", flush=True)
+
+    target = rt.TrackingTarget(state["tracking_uri"], state["experiment"],
+                               state["artifact_location"], parent, state["sweep_id"])
+    rejected = [p for p in (search or []) if p.rejected]
+    _record_rejected(tracker, target, space, rejected)
+
+    owns_ray = not _ray_initialized()
+    temp_dir = None
+    if owns_ray and not args.address:
+        temp_dir = tempfile.mkdtemp(prefix="rb-ray-")
+    status = "failed"
+    try:
+        rt.init_ray(args.address, temp_dir, log_to_driver=args.debug)
+        gpu = space.resources.gpu
+        if gpu and not rt.cluster_gpus():
+            print(f"note: resources.gpu={gpu:g} but the cluster has no GPU; trials run on CPU")
+            gpu = 0.0
+        found: list[rt.Outcome] = []
+        jobs = []
+        if search is None:
+            jobs.append(("search", None))
+        elif any(not p.rejected for p in search):
+            jobs.append(("search", [p.config for p in search if not p.rejected]))
+        if refs:
+            jobs.append(("references", [p.config for p in refs]))
+        for name, configs in jobs:
+            path = _join(sweep_dir, name)
+            callbacks = [rt.TrackingCallback(target, space),
+                         rt.ProgressCallback(space, name, args.progress_interval)]
+            if args.resume and rt.can_restore(path):
+                tuner = rt.restore_tuner(path, space, gpu)
+            else:
+                tuner = rt.make_tuner(space, "search" if name == "search" else "references",
+                                      configs, sweep_dir, name, callbacks, gpu)
+            results = tuner.fit()
+            found += rt.outcomes(results, space)
+        found += [_rejected_outcome(p) for p in rejected]
+        _reconcile(tracker, target, space, found)
+        failed = [o for o in found if o.status == "failed"]
+        status = "failed" if failed else "completed"
+        lines, metrics, best = summarize(space, found, args.top)
+        print("\n".join(lines))
+        tracker.log_text(parent, _csv(space, found), "trials.csv")
+        tracker.end_sweep(parent, status, metrics, {"resbench.best_trial": best} if best else {})
+        print(f"\nbrowse the runs: {ui_command(state['tracking_uri'])}")
+        if failed:
+            print(f"{len(failed)} trial(s) failed; first error: "
+                  f"{failed[0].error.splitlines()[0] if failed[0].error else '?'}", file=sys.stderr)
+            return 1
+        return 0
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except ResbenchError:
+        status = "failed"
+        raise
+    except Exception as exc:  # Ray or tracking failures: exit 1 with the cause
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: the sweep failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"continue it with --resume (state in {sweep_dir})", file=sys.stderr)
+        return 1
+    finally:
+        if status != "completed":
+            try:
+                if status == "interrupted":
+                    tracker.interrupt_children(parent)
+                tracker.end_sweep(parent, status, {})
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
+        if owns_ray:
+            rt.shutdown()
+        if temp_dir and not args.debug:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _ray_initialized() -> bool:
+    import ray
+
+    return ray.is_initialized()
+
+
+def _record_rejected(tracker: Any, target: Any, space: Any, rejected: list[Planned]) -> None:
+    """Over-budget grid / random trials: KILLED children, created once (stable ids)."""
+    from bench.tune import trial_params
+
+    for p in rejected:
+        trial_id = f"rejected-{p.index:04d}"
+        run = tracker.find_trial(target.parent_id, trial_id)
+        if run is not None and run.info.status != "RUNNING":
+            continue
+        run_id, _ = tracker.trial_run(
+            target.parent_id, trial_id, p.spec.arch.label, trial_params(space, p.config, p.spec),
+            {"resbench.kind": "search", "resbench.label": p.spec.arch.label,
+             "resbench.sweep_id": target.sweep_id})
+        tracker.end_trial(run_id, "rejected", {"params": p.params, "macs": p.macs},
+                          error=p.rejected)
+
+
+def _rejected_outcome(p: Planned) -> Any:
+    from bench.tune import Outcome
+
+    return Outcome(f"rejected-{p.index:04d}", "search", p.config, p.spec.arch.label, "rejected",
+                   {"params": float(p.params), "macs": float(p.macs)}, p.rejected)
+
+
+def _reconcile(tracker: Any, target: Any, space: Any, found: list[Any]) -> None:
+    """Make MLflow agree with Ray's final state: every trial exactly once, ended with its status
+    (repairs runs a killed driver left RUNNING or never created)."""
+    from bench.tune import TrackingCallback
+
+    children = {r.data.tags.get("resbench.trial_id"): r for r in tracker.children(target.parent_id)}
+    fixer = TrackingCallback(target, space)
+    fixer._tracker = tracker
+    for o in found:
+        run = children.get(o.trial_id)
+        if run is not None and run.info.status != "RUNNING" and \
+                run.data.tags.get("resbench.status") == o.status:
+            continue
+        if o.status == "rejected" and o.trial_id.startswith("rejected-"):
+            continue  # recorded before the sweep
+        for row in o.history:
+            fixer.log_result(o.trial_id, o.config, row)
+        fixer.finish(o.trial_id, o.config, o.metrics, o.status, o.error)
+
+
+# --- the final report ------------------------------------------------------------------------------
+
+
+def pareto(points: list[Any], objectives: dict[str, str]) -> list[Any]:
+    """The non-dominated outcomes (every objective present)."""
+    def key(o: Any) -> list[float]:
+        return [o.metrics[k] if m == "max" else -o.metrics[k] for k, m in objectives.items()]
+
+    pts = [o for o in points if all(k in o.metrics for k in objectives)]
+    front = []
+    for o in pts:
+        ko = key(o)
+        dominated = any(
+            all(a >= b for a, b in zip(key(q), ko, strict=True)) and key(q) != ko for q in pts)
+        if not dominated:
+            front.append(o)
+    return front
+
+
+def summarize(space: Any, found: list[Any], top: int) -> tuple[list[str], dict[str, float], str]:
+    from bench.space import human
+    from bench.tune import fmt
+
+    objectives = space.search.objectives
+    metric, mode = space.search.primary
+    counts: dict[str, int] = {}
+    for o in found:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    search = [o for o in found if o.kind == "search"]
+    placeholders = {o.trial_id: set(str(o.metrics.get("resbench_placeholders", "")).split(","))
+                    for o in found}
+
+    def has(o: Any, k: str) -> bool:
+        return k in o.metrics and k not in placeholders[o.trial_id]
+
+    ranked = [o for o in search if o.status in ("completed", "stopped") and has(o, metric)]
+    ranked.sort(key=lambda o: o.metrics[metric], reverse=(mode == "max"))
+    cols = list(dict.fromkeys([*objectives, "val_acc", "test_acc", "params", "macs"]))
+
+    def row(o: Any) -> list[str]:
+        cells = [o.trial_id, o.label, o.status, str(o.epochs)]
+        for k in cols:
+            v = o.metrics.get(k) if has(o, k) else None
+            cells.append("-" if v is None else (human(v) if k in ("params", "macs") else fmt(v)))
+        return cells
+
+    headers = ["trial", "arch", "status", "epochs", *cols]
+    state = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    lines = [f"\n{len(found)} trials: {state or 'none'}"]
+    if ranked:
+        lines.append(f"\ntop {min(top, len(ranked))} by {metric} ({mode}):")
+        lines += _table(headers, [row(o) for o in ranked[:top]])
+    front: list[Any] = []
+    if len(objectives) > 1:
+        full = [o for o in search if o.status == "completed"
+                and all(has(o, k) for k in objectives)]
+        front = pareto(full, dict(objectives))
+        front.sort(key=lambda o: o.metrics[metric], reverse=(mode == "max"))
+        lines.append(f"\nPareto set ({', '.join(f'{k} {m}' for k, m in objectives.items())}; "
+                     f"fully trained trials only): {len(front)} of {len(full)}")
+        if front:
+            lines += _table(headers, [row(o) for o in front])
+    refs = [o for o in found if o.kind == "reference"]
+    if refs:
+        ref_cols = [c for c in ["val_acc", "test_acc", "params", "macs", "infer_img_per_s",
+                                "latency_ms_p50"] if any(has(o, c) for o in refs)]
+        lines.append("\nreferences:")
+        lines += _table(["trial", "arch", "status", *ref_cols], [
+            [o.trial_id, o.label, o.status] + [
+                "-" if not has(o, k) else (human(o.metrics[k]) if k in ("params", "macs")
+                                           else fmt(o.metrics[k])) for k in ref_cols]
+            for o in refs])
+    bad = [o for o in found if o.status in ("failed", "diverged")]
+    for o in bad[:5]:
+        first = (o.error or str(o.metrics.get("resbench_message", ""))).splitlines()
+        lines.append(f"  {o.status}: {o.trial_id} {o.label}: {first[0] if first else '?'}")
+    metrics = {
+        "trials_total": float(len(found)),
+        "rejected_trials": float(counts.get("rejected", 0)),
+        **{f"trials_{s}": float(counts.get(s, 0))
+           for s in ("completed", "stopped", "diverged", "failed")},
+    }
+    best = ""
+    if ranked:
+        metrics[f"best_{metric}"] = float(ranked[0].metrics[metric])
+        best = ranked[0].trial_id
+    if len(objectives) > 1:
+        metrics["pareto_size"] = float(len(front))
+    return lines, metrics, best
+
+
+def _csv(space: Any, found: list[Any]) -> str:
+    keys = sorted({k for o in found for k, v in o.metrics.items() if isinstance(v, (int, float))
+                   and not isinstance(v, bool)})
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["trial_id", "kind", "arch", "status", *keys])
+    for o in found:
+        w.writerow([o.trial_id, o.kind, o.label, o.status, *[o.metrics.get(k, "") for k in keys]])
+    return buf.getvalue()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,431 @@
+"""Sweeps end to end with real Ray Tune, Optuna and MLflow on CPU: the MLflow layout, Pareto
+sets, ASHA, constraints, --dry-run, bad input, a driver killed with SIGKILL then --resume, and
+--dry-run / --smoke of every shipped space. One Ray session serves the module (the launcher joins
+it); tiny models on a few hundred 8x8 digits keep the whole file within a few minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import mlflow
+from launchers.sweep import configure_environment, main
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = sorted((REPO / "search_spaces").glob("*.yaml"))
+CIFAR_SPACES = {"resnet_depth", "degradation", "resnet_vs_densenet", "block_skip"}
+SOURCE_SUFFIXES = (".py", ".md", ".yaml", ".yml", ".toml", ".txt", ".json", ".sh", ".cfg")
+
+TINY: dict[str, Any] = {
+    "name": "tiny",
+    "dataset": {"name": "digits", "subset": 300, "test_subset": 100, "val_fraction": 0.2,
+                "image_size": 8},
+    "train": {"epochs": 2, "batch_size": 64, "lr": 0.05, "device": "cpu", "eval_batch_size": 256},
+    "arch": {"depth": 8, "width": 4},
+    "search": {"algorithm": "grid"},
+}
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray for the module (2 CPUs); the launcher joins it instead of starting one."""
+    configure_environment(local=True)
+    import ray
+
+    temp = tempfile.mkdtemp(prefix="rbt-")  # short: Ray's socket paths have a length limit
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=temp,
+             logging_level="WARNING")
+    yield
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def space_file(tmp_path: Path, name: str = "tiny", **sections: Any) -> Path:
+    data = {**TINY, "name": name, **sections}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow store for the module (each test its own experiment): created once, not per
+    test."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+class Sweep:
+    """Runs ``launchers.sweep.main`` in-process against a temporary store and storage."""
+
+    def __init__(self, tmp_path: Path, capsys: pytest.CaptureFixture, uri: str) -> None:
+        self.uri = uri
+        self.storage = tmp_path / "ray"
+        self.capsys = capsys
+
+    def __call__(self, space: Path, *extra: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        rc = main(["--space", str(space), "--tracking-uri", self.uri, "--storage",
+                   str(self.storage), "--progress-interval", "3600", *extra])
+        out = self.capsys.readouterr()
+        return rc, out.out, out.err
+
+    def runs(self, experiment: str) -> tuple[Any, Any]:
+        """(parent row, children frame) through mlflow.search_runs."""
+        mlflow.set_tracking_uri(self.uri)
+        df = mlflow.search_runs(experiment_names=[experiment])
+        is_child = df["tags.mlflow.parentRunId"].notna() if "tags.mlflow.parentRunId" in df else False
+        parents, children = df[~is_child], df[is_child]
+        assert len(parents) == 1, f"expected one parent run, got {len(parents)}"
+        parent = parents.iloc[0]
+        assert (children["tags.mlflow.parentRunId"] == parent.run_id).all()
+        return parent, children
+
+
+@pytest.fixture
+def sweep(tmp_path: Path, capsys: pytest.CaptureFixture, store: str) -> Sweep:
+    return Sweep(tmp_path, capsys, store)
+
+
+def repo_snapshot() -> set[str]:
+    """Untracked and ignored non-source paths of the checkout (others edit sources meanwhile)."""
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored", "--untracked-files=all", "--", ".",
+         ":(exclude).venv"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    keep = set()
+    for line in out.splitlines():
+        path = line[3:]
+        if any(part in path for part in ("__pycache__", ".pytest_cache", ".ruff_cache", ".egg-info")):
+            continue
+        if path.endswith(SOURCE_SUFFIXES) and not path.startswith(("mlflow/", ".ray_results/")):
+            continue
+        keep.add(line)
+    return keep
+
+
+def history(uri: str, run_id: str, key: str) -> list[int]:
+    return [m.step for m in mlflow.MlflowClient(uri).get_metric_history(run_id, key)]
+
+
+# --- end to end ---------------------------------------------------------------------------------
+
+
+def test_quickstart_sized_sweep_end_to_end(ray_session, sweep):
+    home = [Path.home() / "ray_results", Path.home() / ".ray"]
+    home_before = {p: p.exists() for p in home}
+    before = repo_snapshot()
+    rc, out, err = sweep(
+        REPO / "search_spaces" / "quickstart.yaml", "--set", "dataset.subset=300",
+        "--set", "dataset.image_size=8", "--set", "train.epochs=3", "--set", "arch.width=4",
+        "--set", "search.num_samples=4", "--set", "scheduler.grace_period=1")
+    assert rc == 0, err
+    assert f"mlflow ui --backend-store-uri {sweep.uri}" in out
+    assert "top " in out and "by val_acc (max)" in out
+
+    parent, children = sweep.runs("quickstart")
+    assert len(children) == 4 and children["tags.resbench.trial_id"].is_unique
+    assert parent.status == "FINISHED" and parent["metrics.trials_total"] == 4
+    for key in ("resbench.space_hash", "resbench.git_sha", "resbench.env.torch",
+                "resbench.env.device", "resbench.sweep_id"):
+        assert parent[f"tags.{key}"], key
+    client = mlflow.MlflowClient(sweep.uri)
+    assert {a.path for a in client.list_artifacts(parent.run_id)} >= {"space.yaml", "trials.csv"}
+
+    assert set(children["status"]) <= {"FINISHED", "KILLED"}
+    assert set(children["tags.resbench.status"]) <= {"completed", "stopped"}
+    for _, child in children.iterrows():
+        assert child["params.train.epochs"] == "3" and child["params.arch.stages.0.width"] == "4"
+        assert child["params.sample.depth"] in ("8", "14", "20")
+        assert child["tags.mlflow.runName"] == child["tags.resbench.label"]
+        assert child["metrics.params"] > 0 and child["metrics.macs"] > 0
+        steps = history(sweep.uri, child.run_id, "val_acc")
+        assert steps == list(range(1, len(steps) + 1)) and steps  # one point per epoch
+        if child["tags.resbench.status"] == "completed":
+            assert steps == [1, 2, 3] and child["metrics.test_acc"] >= 0
+            assert history(sweep.uri, child.run_id, "train_loss") == [1, 2, 3]
+    assert (children["tags.resbench.status"] == "completed").any()
+
+    assert repo_snapshot() == before, "the sweep wrote into the checkout"
+    assert {p: p.exists() for p in home} == home_before, "Ray wrote into the home folder"
+    ray_dirs = list(sweep.storage.iterdir())
+    assert len(ray_dirs) == 1 and (ray_dirs[0] / "sweep.json").is_file()
+    assert (ray_dirs[0] / "search" / "tuner.pkl").is_file()
+
+
+def test_multi_objective_sweep_yields_a_pareto_set(ray_session, sweep, tmp_path):
+    space = space_file(
+        tmp_path, "pareto",
+        space={"depth": {"choice": [8, 14, 20]}, "skip": {"choice": ["identity", "none"]}},
+        constraints={"max_params": "12K"},  # depth 20 (~17K at width 4) is over budget
+        search={"algorithm": "optuna_nsga2", "objectives": {"val_acc": "max", "params": "min"},
+                "num_samples": 5, "population_size": 4, "seed": 1, "max_concurrent": 2},
+    )
+    rc, out, err = sweep(space)
+    assert rc == 0, err
+    assert "Pareto set (val_acc max, params min; fully trained trials only)" in out
+
+    parent, children = sweep.runs("pareto")
+    assert len(children) == 5
+    rejected = children[children["tags.resbench.status"] == "rejected"]
+    assert len(rejected) >= 1 and parent["metrics.rejected_trials"] == len(rejected)
+    assert (rejected["status"] == "KILLED").all() and (rejected["params.arch.depth"] == "20").all()
+    assert all(history(sweep.uri, r, "val_acc") == [] for r in rejected.run_id)  # never trained
+    done = children[children["tags.resbench.status"] == "completed"]
+    points = [(r["metrics.val_acc"], -r["metrics.params"], r["tags.resbench.trial_id"])
+              for _, r in done.iterrows()]
+    front = {t for a, p, t in points
+             if not any(a2 >= a and p2 >= p and (a2, p2) != (a, p) for a2, p2, _ in points)}
+    assert parent["metrics.pareto_size"] == len(front) >= 1
+    for trial_id in front:
+        assert trial_id in out  # every Pareto trial is in the printed table
+
+
+def test_asha_stops_weak_trials(ray_session, sweep, tmp_path):
+    space = space_file(
+        tmp_path, "asha",
+        train={**TINY["train"], "epochs": 4},
+        space={"train.lr": {"loguniform": [1e-4, 0.5]}, "skip": {"choice": ["identity", "none"]}},
+        search={"algorithm": "random", "num_samples": 8, "seed": 0, "max_concurrent": 2,
+                "objectives": {"val_loss": "min"}},
+        scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
+    )
+    rc, out, err = sweep(space)
+    assert rc == 0, err
+    _, children = sweep.runs("asha")
+    assert len(children) == 8
+    stopped = children[children["tags.resbench.status"] == "stopped"]
+    assert len(stopped) >= 1 and (stopped["status"] == "KILLED").all()
+    for run_id in stopped.run_id:
+        assert len(history(sweep.uri, run_id, "val_loss")) < 4  # stopped before the last epoch
+    completed = children[children["tags.resbench.status"] == "completed"]
+    assert len(completed) >= 1
+    assert all(history(sweep.uri, r, "val_loss") == [1, 2, 3, 4] for r in completed.run_id)
+
+
+def test_dry_run_counts_and_constraints_reject_before_training(ray_session, sweep, tmp_path):
+    space = space_file(
+        tmp_path, "budget",
+        space={"depth": {"grid": [8, 14, 20]}, "skip": {"grid": ["identity", "none"]}},
+        constraints={"max_params": "12K"},  # width 4: resnet8 ~5K, resnet14 ~11K, resnet20 ~17K
+    )
+    rc, out, err = sweep(space, "--dry-run")
+    assert rc == 0, err
+    assert "dry run: 6 trials (2 rejected by constraints, 4 to run), 0 references" in out
+    assert out.count("rejected: params") == 2 and "resnet20-identity-w4" in out
+    assert not sweep.storage.exists()
+    mlflow.set_tracking_uri(sweep.uri)
+    assert mlflow.get_experiment_by_name("budget") is None  # nothing tracked
+
+    rc, out, err = sweep(space)
+    assert rc == 0, err
+    parent, children = sweep.runs("budget")
+    assert len(children) == 6 and parent["metrics.rejected_trials"] == 2
+    rejected = children[children["tags.resbench.status"] == "rejected"]
+    assert len(rejected) == 2 and (rejected["status"] == "KILLED").all()
+    assert rejected["tags.resbench.error"].str.contains("max_params 12K").all()
+    for run_id in rejected.run_id:
+        assert history(sweep.uri, run_id, "val_acc") == []  # never trained
+    assert (children[children["tags.resbench.status"] != "rejected"]["status"] == "FINISHED").all()
+
+
+def test_bad_input_exits_2_with_one_message_and_writes_nothing(tmp_path, capsys):
+    sweep = Sweep(tmp_path, capsys, f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+    space = space_file(tmp_path, "bad", serach={"algorithm": "grid"})
+    rc, out, err = sweep(space)
+    assert rc == 2
+    assert err.count("\n") == 1 and "did you mean 'search'" in err and "bad.yaml" in err
+    assert "Traceback" not in err
+    rc, _, err = sweep(space_file(tmp_path, "bad2"), "--set", "train.lr=-1")
+    assert rc == 2 and "train.lr" in err
+    rc, _, err = sweep(tmp_path / "missing.yaml")
+    assert rc == 2 and "not found" in err
+    assert not sweep.storage.exists() and not (tmp_path / "mlflow").exists()
+
+
+def test_a_crashing_trial_is_failed_in_mlflow_and_exits_1(ray_session, sweep, tmp_path):
+    space = space_file(tmp_path, "crash", dataset={"name": "cifar10", "root": str(tmp_path / "nope")},
+                       space={"skip": {"grid": ["identity"]}})
+    rc, out, err = sweep(space)
+    assert rc == 1 and "1 trial(s) failed" in err and "no local copy found" in err
+    parent, children = sweep.runs("crash")
+    assert parent.status == "FAILED" and parent["metrics.trials_failed"] == 1
+    child = children.iloc[0]
+    assert child.status == "FAILED" and child["tags.resbench.status"] == "failed"
+    assert "no local copy found" in child["tags.resbench.error"]
+
+
+# --- interruption -------------------------------------------------------------------------------
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
+
+
+def _processes_mentioning(text: str) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    found.add(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def _kill(pids: set[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _start(space: Path, sweep: Sweep, ray_tmp: str, log: Path) -> subprocess.Popen:
+    """The launcher as its own process, with its own local Ray under ``ray_tmp``; its output
+    goes to ``log`` (a pipe nobody reads could fill up and stall it)."""
+    env = {**os.environ, "TMPDIR": ray_tmp, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "launchers.sweep", "--space", str(space), "--tracking-uri",
+           sweep.uri, "--storage", str(sweep.storage), "--progress-interval", "3600"]
+    mlflow.MlflowClient(sweep.uri).search_experiments()  # the store exists before we poll it
+    with open(log, "w") as out:
+        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _child_runs(client: Any, experiment: str) -> list:
+    try:
+        exp = client.get_experiment_by_name(experiment)
+        runs = client.search_runs([exp.experiment_id]) if exp else []
+    except Exception:  # noqa: BLE001 - the experiment may not exist yet
+        return []
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def _wait_for(proc: subprocess.Popen, condition, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None and not condition():
+        time.sleep(0.25)
+    assert proc.poll() is None, "the sweep ended before it could be interrupted"
+
+
+def test_ctrl_c_exits_130_and_shuts_ray_down(ray_session, sweep, tmp_path):
+    space = space_file(tmp_path, "ctrlc", train={**TINY["train"], "epochs": 3},
+                       space={"depth": {"grid": [8, 14]}, "skip": {"grid": ["identity", "none"]}})
+    ray_tmp = tempfile.mkdtemp(prefix="rbc-")
+    log = tmp_path / "driver.log"
+    proc = _start(space, sweep, ray_tmp, log)
+    try:
+        client = mlflow.MlflowClient(sweep.uri)
+        _wait_for(proc, lambda: len(_child_runs(client, "ctrlc")) >= 1)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        err = log.read_text()
+        assert proc.returncode == 130, err
+        assert "continue with --resume" in err and "Traceback" not in err
+        time.sleep(1.0)
+        assert not _processes_mentioning(ray_tmp), "Ray processes outlived the driver"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _kill(_processes_mentioning(ray_tmp))
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    parent, children = sweep.runs("ctrlc")
+    assert parent.status == "KILLED" and parent["tags.resbench.status"] == "interrupted"
+    assert "RUNNING" not in set(children["status"])
+
+
+def test_sigkill_then_resume_tracks_each_trial_once(ray_session, sweep, tmp_path):
+    space = space_file(
+        tmp_path, "resume",
+        dataset={**TINY["dataset"], "image_size": 16},  # a few seconds per trial: time to kill
+        train={**TINY["train"], "epochs": 3},
+        space={"depth": {"grid": [8, 14]}, "skip": {"grid": ["identity", "none"]}},
+        search={"algorithm": "grid", "max_concurrent": 1},
+    )
+    ray_tmp = tempfile.mkdtemp(prefix="rbk-")  # the killed driver's Ray lives here
+    log = tmp_path / "driver.log"
+    proc = _start(space, sweep, ray_tmp, log)
+    finished = 0
+    client = mlflow.MlflowClient(sweep.uri)
+
+    def some_finished() -> bool:
+        nonlocal finished
+        finished = sum(r.info.status == "FINISHED" for r in _child_runs(client, "resume"))
+        return finished >= 1
+
+    try:
+        _wait_for(proc, some_finished)
+        assert 1 <= finished < 4, log.read_text()
+    finally:
+        leftovers = _descendants(proc.pid)
+        proc.kill()  # SIGKILL: no cleanup at all
+        proc.wait()
+        _kill(leftovers)
+        time.sleep(0.5)
+        _kill(_processes_mentioning(ray_tmp))  # anything Ray spawned meanwhile
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+    rc, out, err = sweep(space, "--resume")
+    assert rc == 0, err
+    parent, children = sweep.runs("resume")
+    assert len(children) == 4, children[["tags.resbench.trial_id", "status"]]
+    assert children["tags.resbench.trial_id"].is_unique
+    assert (children["status"] == "FINISHED").all() and parent.status == "FINISHED"
+    for run_id in children.run_id:
+        assert history(sweep.uri, run_id, "val_acc") == [1, 2, 3]  # no epoch logged twice
+    assert len(list(sweep.storage.iterdir())) == 1  # resumed in place, no second sweep
+
+
+# --- shipped spaces -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_space_dry_run_and_smoke(ray_session, sweep, tmp_path, make_cifar, path):
+    experiment = f"smoke-{path.stem}"
+    extra = ["--set", f"tracking.experiment={experiment}"]
+    if path.stem == "timm_reference":  # two small measurements at a time: CI speed
+        extra += ["--set", "resources.cpu=1", "--set", "search.max_concurrent=2"]
+    if path.stem in CIFAR_SPACES:
+        make_cifar(tmp_path / "cifar", per_batch=10, n_test=20)  # 50 train, 20 test images
+        # smaller still than --smoke's own 128 / 64 images, and two trials at a time: CI speed
+        extra += ["--set", f"dataset.root={tmp_path / 'cifar'}", "--set", "dataset.subset=40",
+                 "--set", "dataset.test_subset=20", "--set", "resources.cpu=1"]
+    rc, out, err = sweep(path, "--dry-run", *extra)
+    assert rc == 0, err
+    assert "dry run: " in out
+    rc, out, err = sweep(path, "--smoke", *extra)
+    assert rc == 0, f"{err}\n{out[-3000:]}"
+    parent, children = sweep.runs(experiment)
+    assert parent["tags.resbench.smoke"] == "true" and len(children) >= 1
+    # random CIFAR pixels can make a deep plain net diverge in its one step: still a result
+    assert set(children["tags.resbench.status"]) <= {"completed", "rejected", "diverged"}
+    trained = children[children["tags.resbench.status"] == "completed"]
+    assert (trained["metrics.params"] > 0).all()

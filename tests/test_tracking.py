@@ -1,0 +1,105 @@
+"""MLflow bookkeeping against a real SQLite store: the default locations, parent/child layout,
+exactly-once runs by tag, per-epoch history without duplicates, status mapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import mlflow
+from bench.tracking import (
+    MLFLOW_STATUS,
+    Tracker,
+    default_artifact_location,
+    default_tracking_uri,
+    local_store,
+    repo_root,
+    ui_command,
+)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder / 'store' / 'mlflow.db'}"
+    return uri, default_artifact_location(uri)
+
+
+def test_default_locations_are_absolute_and_under_the_repo():
+    root = repo_root()
+    assert (root / "pyproject.toml").is_file() and (root / "bench" / "tracking.py").is_file()
+    uri = default_tracking_uri()
+    assert uri == f"sqlite:///{root}/mlflow/mlflow.db" and uri.startswith("sqlite:////")
+    assert local_store(uri) == root / "mlflow" / "mlflow.db"
+    assert default_artifact_location(uri) == (root / "mlflow" / "artifacts").as_uri()
+    assert default_artifact_location("http://localhost:5000") is None
+    assert ui_command(uri) == f"mlflow ui --backend-store-uri {uri}"
+
+
+def test_parent_children_history_and_exactly_once(store):
+    uri, artifacts = store
+    tracker = Tracker(uri, "exp-a", artifacts)
+    exp_id = tracker.setup()
+    assert Path(local_store(uri)).is_file()
+    assert mlflow.MlflowClient(uri).get_experiment(exp_id).artifact_location == artifacts
+
+    parent = tracker.start_sweep("sweep-1", "sweep-1", {"resbench.space_hash": "abc"},
+                                 {"algorithm": "grid"}, {"space.yaml": "name: x\n"})
+    assert tracker.start_sweep("sweep-1", "sweep-1", {}, {}, {}) == parent  # re-opened, not new
+
+    run, last = tracker.trial_run(parent, "t1", "resnet8", {"arch.depth": 8, "train.lr": 0.1},
+                                  {"resbench.kind": "search"})
+    assert last == 0
+    for epoch in (1, 2):
+        tracker.log_metrics(run, {"epoch": epoch, "val_acc": 10.0 * epoch, "lr": 0.1}, step=epoch)
+    again, last = tracker.trial_run(parent, "t1", "resnet8", {"arch.depth": 8}, {})
+    assert again == run and last == 2  # a restore continues after the logged epochs
+    tracker.end_trial(run, "completed", {"test_acc": 55.0, "params": 5006}, step=2)
+
+    other, _ = tracker.trial_run(parent, "t2", "plain8", {"arch.depth": 8}, {})
+    tracker.end_trial(other, "diverged", {}, error="training loss became nan in epoch 1")
+    rejected, _ = tracker.trial_run(parent, "t3", "resnet110", {}, {})
+    tracker.end_trial(rejected, "rejected", {"macs": 2.5e8}, error="macs 254M > max_macs 100M")
+    tracker.end_sweep(parent, "completed", {"rejected_trials": 1})
+
+    client = mlflow.MlflowClient(uri)
+    children = client.search_runs([exp_id], filter_string=f"tags.mlflow.parentRunId = '{parent}'")
+    assert sorted(c.data.tags["resbench.trial_id"] for c in children) == ["t1", "t2", "t3"]
+    by_id = {c.data.tags["resbench.trial_id"]: c for c in children}
+    assert by_id["t1"].info.status == "FINISHED" and by_id["t1"].data.params["arch.depth"] == "8"
+    assert [(m.step, m.value) for m in client.get_metric_history(run, "val_acc")] == [(1, 10.0), (2, 20.0)]
+    assert by_id["t1"].data.metrics["test_acc"] == 55.0
+    assert by_id["t2"].info.status == "FAILED" and "nan" in by_id["t2"].data.tags["resbench.error"]
+    assert by_id["t3"].info.status == "KILLED" and by_id["t3"].data.tags["resbench.status"] == "rejected"
+    p = client.get_run(parent)
+    assert p.info.status == "FINISHED" and p.data.metrics["rejected_trials"] == 1
+    assert p.data.tags["resbench.role"] == "sweep" and p.data.tags["resbench.sweep_id"] == "sweep-1"
+    assert [a.path for a in client.list_artifacts(parent)] == ["space.yaml"]
+    assert {r.info.run_id for r in tracker.children(parent)} == {c.info.run_id for c in children}
+
+
+def test_second_tracker_on_the_same_experiment_and_status_map(store):
+    uri, artifacts = store
+    a = Tracker(uri, "exp-b", artifacts)
+    b = Tracker(uri, "exp-b", artifacts)
+    assert a.setup() == b.setup()
+    assert set(MLFLOW_STATUS) == {"completed", "stopped", "rejected", "interrupted", "diverged", "failed"}
+    assert set(MLFLOW_STATUS.values()) == {"FINISHED", "KILLED", "FAILED"}
+
+
+def test_processes_opening_a_new_store_at_once_do_not_corrupt_it(tmp_path):
+    """Alembic's schema migrations race when several processes create one SQLite store; the
+    tracker serialises that with a lock file."""
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
+    code = ("import sys; from bench.tracking import Tracker; "
+            "print(Tracker(sys.argv[1], 'race').setup())")
+    procs = [subprocess.Popen([sys.executable, "-c", code, uri], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[1]) for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], outs[0][1][-2000:]
+    assert len({out.strip() for out, _ in outs}) == 1  # one experiment, the same id everywhere
