@@ -35,4 +35,4 @@ lint: install
 	$(PY) -m ruff check bench launchers tests
 
 clean:
-	rm -rf $(VENV) mlflow/mlflow.db mlflow/artifacts reports .ray_results
+	rm -rf $(VENV) mlflow/mlflow.db mlflow/mlflow.db-init.lock mlflow/artifacts reports .ray_results
