@@ -347,14 +347,20 @@ class SearchSpace:
     resources: Resources = doc("per-trial CPUs and GPUs", default_factory=Resources)
     constraints: Constraints = doc("params / MACs budget", default_factory=Constraints)
     tracking: Tracking = doc("MLflow experiment and URI", default_factory=Tracking)
+    plugins: tuple[str, ...] = doc(
+        "Python modules imported before the file is validated and in every trial worker "
+        "(dotted names on the workers' sys.path), e.g. to register_block / register_dataset "
+        "custom entries", default=())
 
     def __post_init__(self) -> None:
+        import_plugins(self.plugins)
         if not _NAME_RE.match(self.name):
             raise ConfigError(
                 f"invalid name {self.name!r}; use letters, digits, '.', '_' and '-'", "name")
         if self.tracking.experiment is not None and not self.tracking.experiment.strip():
             raise ConfigError("must not be empty", "tracking.experiment")
         _check_axes(self)
+        _check_reachable(self)
         _check_search(self)
 
     @property
@@ -363,6 +369,30 @@ class SearchSpace:
 
     def is_arch_axis(self, name: str) -> bool:
         return "." not in self.space[name].target(name)
+
+
+_IMPORTED: set[str] = set()
+
+
+def import_plugins(modules: Sequence[str]) -> None:
+    """Import each plugin module once per process (the driver at load, each trial worker at
+    decode), so the registries hold what the file names."""
+    import importlib
+
+    for i, name in enumerate(modules):
+        if name in _IMPORTED:
+            continue
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", name):
+            raise ConfigError(f"expected a dotted module name like my_pkg.blocks, got {name!r}",
+                              f"plugins[{i}]")
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(
+                f"cannot import plugin module {name!r} ({type(exc).__name__}: {exc}); it must be "
+                "importable by the driver and by every Ray worker (install it, or put its folder "
+                "on PYTHONPATH before the Ray cluster starts)", f"plugins[{i}]") from None
+        _IMPORTED.add(name)
 
 
 def _check_axes(space: SearchSpace) -> None:
@@ -398,6 +428,28 @@ def _check_axes(space: SearchSpace) -> None:
                     raise ConfigError(
                         f"{w!r} is not a value of axis {dep!r}{did_you_mean(str(w), map(str, values))}; "
                         f"valid: {', '.join(repr(v) for v in values)}", path)
+
+
+def _check_reachable(space: SearchSpace, limit: int = 20_000) -> None:
+    """Every conditional axis must be active for some combination of the earlier axes (its
+    ``when`` conditions must not contradict each other or the other axes' conditions)."""
+    conditional = [n for n, a in space.space.items() if a.when]
+    if not conditional:
+        return
+    bounded = [(n, dataclasses.replace(a, choice=a.bounds(), **_cleared(a)))
+               for n, a in space.space.items()]
+    seen: set[str] = set()
+    for count, sample in enumerate(_walk(bounded, {}, ("choice",), None)):
+        seen.update(sample)
+        if count >= limit or seen.issuperset(conditional):
+            return
+    for name in conditional:
+        if name not in seen:
+            when = ", ".join(f"{k}={v!r}" for k, v in space.space[name].when.items())
+            raise ConfigError(
+                f"is never active: no combination of the earlier axes has {when} (the "
+                "conditions contradict each other or the conditions of the axes they name); "
+                "fix the when values or remove the axis", f"space.{name}.when")
 
 
 def _check_search(space: SearchSpace) -> None:
@@ -447,6 +499,13 @@ def read_yaml(path: str | Path) -> tuple[dict[str, Any], str]:
         raise ConfigError(f"cannot read search-space file {path}: {exc}") from None
     try:
         data = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(
+            f"unsupported YAML tag at {where}{exc.problem}; search-space files are read with "
+            "YAML's safe loader: plain mappings, lists, strings, numbers and booleans only "
+            "(no !!python/... tags)", source=str(path)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -475,6 +534,12 @@ def normalize(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def from_dict(data: Mapping[str, Any], source: str = "") -> SearchSpace:
     """Parse and fully validate (every enumerable config is decoded once)."""
+    plugins = data.get("plugins") if isinstance(data, Mapping) else None
+    if isinstance(plugins, (list, tuple)):
+        try:
+            import_plugins(plugins)
+        except ConfigError as exc:
+            raise exc.at(source=source) from None
     space = parse(SearchSpace, normalize(data), source=source)
     try:
         validate_decoding(space)
@@ -606,6 +671,7 @@ def _set_path(section: dict[str, Any], dotted: str, value: Any) -> None:
 
 def decode(space: SearchSpace, config: Mapping[str, Any]) -> TrialSpec:
     """A Ray trial config (sampled axes, or ``{"reference": i}``) -> the full ``TrialSpec``."""
+    import_plugins(space.plugins)  # a trial worker unpickles the space without importing them
     sections = {"data": to_dict(space.dataset), "train": to_dict(space.train),
                 "measure": to_dict(space.measure), "diagnostics": to_dict(space.diagnostics)}
     shape = dataset_shape(space.dataset)
@@ -714,10 +780,55 @@ def validate_decoding(space: SearchSpace) -> None:
                     probe[name] = axis.bounds()[0]
     else:
         probes = [c["sample"] for c in search_configs(space)]
-    for probe in probes:
-        decode(space, {"sample": probe})
+    specs = [decode(space, {"sample": probe}) for probe in probes]
     for i in range(len(space.references)):
         decode(space, {"reference": i})
+    for spec in {s.data: s for s in specs}.values():
+        _check_dataset_size(spec.data)
+    _check_budget(space, [s.arch for s in specs])
+
+
+# Images in the official splits of the built-in datasets whose size is known without loading.
+_DIGITS_SPLITS = (1797 - 1797 // 5, 1797 // 5)
+
+
+def _check_dataset_size(data: DataSpec) -> None:
+    """A subset larger than the dataset fails at load time in every trial; say so up front."""
+    if data.name == "digits":
+        n_train, n_test = _DIGITS_SPLITS
+    elif data.name == "synthetic":
+        n_train, n_test = data.synthetic_size, max(1, data.synthetic_size // 5)
+    else:
+        return
+    for key, n in (("subset", n_train), ("test_subset", n_test)):
+        value = getattr(data, key)
+        if value is not None and value > n:
+            raise ConfigError(f"{value} exceeds the {n} {'training' if key == 'subset' else 'test'} "
+                              f"images of {data.name}; valid: 1 to {n} (or null for all)",
+                              f"dataset.{key}")
+
+
+def _check_budget(space: SearchSpace, archs: Sequence[ArchSpec]) -> None:
+    """A budget that no architecture of the space meets would run an empty sweep."""
+    c = space.constraints
+    if (c.max_params is None and c.max_macs is None) or not archs:
+        return
+    from bench.models import cost
+
+    smallest: list[int] = []
+    distinct = list(dict.fromkeys(archs))
+    for arch in distinct:
+        k = cost(arch)
+        if not c.violation(k.params, k.macs):
+            return
+        smallest = [min(a, b) for a, b in zip(smallest, (k.params, k.macs), strict=True)] if smallest \
+            else [k.params, k.macs]
+    limits = ", ".join(f"{k} {human(v)}" for k, v in (("max_params", c.max_params),
+                                                       ("max_macs", c.max_macs)) if v)
+    raise ConfigError(
+        f"no architecture of the space meets the budget ({limits}): all {len(distinct)} are "
+        f"over it, the smallest has {human(smallest[0])} params and {human(smallest[1])} MACs; "
+        "raise the limits or add smaller architectures", "constraints")
 
 
 # --- smoke ---------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import re
 import sys
 import tempfile
@@ -174,9 +175,16 @@ def run(args: argparse.Namespace) -> int:
     resume = None
     if args.resume:
         try:
-            resume = torch.load(args.resume, map_location="cpu", weights_only=False)
+            # weights_only: a checkpoint is data; never run pickled code from a file.
+            resume = torch.load(args.resume, map_location="cpu", weights_only=True)
         except OSError as exc:
             raise ConfigError(f"cannot read the checkpoint: {exc.strerror}", "--resume", args.resume) from None
+        except pickle.UnpicklingError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+            raise ConfigError(
+                f"refusing a checkpoint that is not plain tensors and data ({first})",
+                "--resume", args.resume,
+            ) from None
 
     def report(metrics: dict[str, float], checkpoint: Any) -> None:
         if not args.quiet:
