@@ -14,10 +14,16 @@ rejected (over the constraints budget, never trained) or interrupted; the MLflow
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import logging
 import math
+import os
+import re
+import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,8 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from bench.errors import ResbenchError
 
 MLFLOW_STATUS = {
     "completed": "FINISHED",
@@ -41,6 +49,14 @@ TAG_ERROR = "resbench.error"
 TAG_PARENT = "mlflow.parentRunId"
 _MAX_TAG = 5000
 _MAX_PARAM = 6000
+REDACTED = "***"
+# Word parts of a param / tag key that mark it as a credential (``aws_secret_access_key``,
+# ``api_key``, ``apiKey``, ``db.password``); matched as whole parts, so ``monkey`` or
+# ``tokenizer`` are not.
+SECRET_WORDS = frozenset({"token", "password", "passwd", "secret", "key", "apikey"})
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+:[^/@\s]*@")
+PROBE_TIMEOUT_S = 5.0
 
 
 def quiet_store_logs() -> None:
@@ -48,6 +64,17 @@ def quiet_store_logs() -> None:
     logger level on import, so this runs after it)."""
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def clip_error(error: str, limit: int = _MAX_TAG) -> str:
+    """An error text within a tag's size: the first line (the cause) and as much of the end
+    (where a traceback names the failing call) as fits."""
+    if len(error) <= limit:
+        return error
+    first, _, _rest = error.partition("\n")
+    first = first[: limit // 2]
+    marker = "\n[...]\n"
+    return first + marker + error[-(limit - len(first) - len(marker)):]
 
 
 def repo_root() -> Path:
@@ -79,6 +106,82 @@ def default_artifact_location(uri: str) -> str | None:
 def ui_command(uri: str) -> str:
     """The exact command that browses the store."""
     return f"mlflow ui --backend-store-uri {uri}"
+
+
+def is_secret_key(key: str) -> bool:
+    """True when a word part of ``key`` (split at non-alphanumerics and camelCase humps) is one
+    of ``SECRET_WORDS``: ``aws_secret_access_key``, ``API_KEY``, ``authToken`` yes; ``monkey``,
+    ``keys``, ``tokenizer`` no."""
+    return any(part.lower() in SECRET_WORDS for part in _WORD_SPLIT.split(str(key)) if part)
+
+
+def redact(items: Mapping[str, Any]) -> dict[str, Any]:
+    """Params or tags safe to log: values of secret-looking keys become ``***`` and
+    ``user:password@`` in URLs becomes ``***@``."""
+    out: dict[str, Any] = {}
+    for key, value in items.items():
+        if is_secret_key(key):
+            out[key] = REDACTED
+        elif isinstance(value, str) and "://" in value:
+            out[key] = _USERINFO.sub(f"{REDACTED}@", value)
+        else:
+            out[key] = value
+    return out
+
+
+def _probe_http(uri: str, timeout: float) -> None:
+    """One short GET of the server (no retries): ResbenchError when nothing answers, or when it
+    refuses the credentials of MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD."""
+    shown = _USERINFO.sub(f"{REDACTED}@", uri)
+    url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
+    request = urllib.request.Request(url)
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if user:
+        pair = f"{user}:{os.environ.get('MLFLOW_TRACKING_PASSWORD', '')}".encode()
+        request.add_header("Authorization", "Basic " + base64.b64encode(pair).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise ResbenchError(
+                f"the MLflow tracking server {shown} refused the credentials (HTTP {exc.code}); "
+                "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD") from None
+        return  # it answered: reachable (the client reports other errors itself)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ResbenchError(
+            f"cannot reach the MLflow tracking server {shown} ({reason}); start it, or pass "
+            "another --tracking-uri") from None
+
+
+def _probe_folder(folder: Path, what: str) -> None:
+    """ResbenchError unless ``folder`` can be created and written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".resbench-probe-"):
+            pass
+    except OSError as exc:
+        raise ResbenchError(
+            f"cannot write the MLflow store {what}: {folder} is not a writable folder "
+            f"({exc.strerror or exc}); pass another --tracking-uri") from None
+
+
+def check_store(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Fail fast, before any training, on a tracking store that cannot be used: an http(s)
+    server that does not answer within ``timeout`` seconds (or refuses the credentials), or a
+    local SQLite / file store whose folder cannot be written. Other schemes are not probed."""
+    if uri.startswith(("http://", "https://")):
+        _probe_http(uri, timeout)
+        return
+    db = local_store(uri)
+    if db is not None:
+        if db.exists() and not os.access(db, os.W_OK):
+            raise ResbenchError(f"cannot write the MLflow store {uri}: {db} is read-only")
+        _probe_folder(db.parent, uri)
+    elif uri.startswith("file:") or "://" not in uri:
+        path = uri[len("file://"):] if uri.startswith("file://") else uri.removeprefix("file:")
+        _probe_folder(Path(path), uri)
 
 
 def _finite(value: Any) -> float | None:
@@ -175,8 +278,8 @@ class Tracker:
             self.log_tags(run_id, {**tags, TAG_STATUS: "running"})
             return run_id
         run = self.client.create_run(
-            self.setup(), run_name=run_name,
-            tags={**tags, TAG_SWEEP: sweep_id, "resbench.role": "sweep", TAG_STATUS: "running"})
+            self.setup(), run_name=run_name, tags=redact(
+                {**tags, TAG_SWEEP: sweep_id, "resbench.role": "sweep", TAG_STATUS: "running"}))
         run_id = run.info.run_id
         self.log_params(run_id, params)
         for name, text in texts.items():
@@ -207,7 +310,7 @@ class Tracker:
             return run_id, self.last_step(run_id)
         run = self.client.create_run(
             self.setup(), run_name=run_name,
-            tags={**tags, TAG_PARENT: parent_id, TAG_TRIAL: trial_id, TAG_STATUS: "running"})
+            tags=redact({**tags, TAG_PARENT: parent_id, TAG_TRIAL: trial_id, TAG_STATUS: "running"}))
         self.log_params(run.info.run_id, params)
         return run.info.run_id, 0
 
@@ -220,7 +323,7 @@ class Tracker:
         self.log_metrics(run_id, metrics or {}, step=step)
         extra = {**(tags or {}), TAG_STATUS: status}
         if error:
-            extra[TAG_ERROR] = error[-_MAX_TAG:]
+            extra[TAG_ERROR] = clip_error(error)
         self.log_tags(run_id, extra)
         self.client.set_terminated(run_id, status=MLFLOW_STATUS[status])
 
@@ -248,12 +351,12 @@ class Tracker:
             self.client.log_batch(run_id, metrics=chunk)
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        rows = [Param(str(k)[:250], _param_value(v)) for k, v in params.items()]
+        rows = [Param(str(k)[:250], _param_value(v)) for k, v in redact(params).items()]
         for chunk in _chunks(rows, 100):
             self.client.log_batch(run_id, params=chunk)
 
     def log_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        rows = [RunTag(k, str(v)[:_MAX_TAG]) for k, v in tags.items()]
+        rows = [RunTag(k, str(v)[:_MAX_TAG]) for k, v in redact(tags).items()]
         for chunk in _chunks(rows, 100):
             self.client.log_batch(run_id, tags=chunk)
 
@@ -263,6 +366,11 @@ class Tracker:
 
 __all__ = [
     "MLFLOW_STATUS",
+    "REDACTED",
+    "SECRET_WORDS",
+    "check_store",
+    "is_secret_key",
+    "redact",
     "quiet_store_logs",
     "Tracker",
     "default_artifact_location",

@@ -18,6 +18,7 @@ imported lazily so that trial workers never import mlflow.
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 import time
@@ -33,6 +34,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from bench.config import flatten, to_dict
+from bench.errors import ResbenchError
 from bench.space import (
     COST_METRICS,
     EPOCH_METRICS,
@@ -47,7 +49,12 @@ STATUS_KEY = "resbench_status"
 MESSAGE_KEY = "resbench_message"
 FINAL_KEY = "resbench_final"
 PLACEHOLDER_KEY = "resbench_placeholders"  # comma-separated objective keys holding stand-ins
-META_KEYS = (STATUS_KEY, MESSAGE_KEY, FINAL_KEY, PLACEHOLDER_KEY)
+DIAGNOSTICS_KEY = "resbench_diagnostics"  # JSON of TrialResult.diagnostics (final report only)
+NODE_KEY = "resbench_node_id"  # the Ray node the trial runs on (tag resbench.node_id)
+META_KEYS = (STATUS_KEY, MESSAGE_KEY, FINAL_KEY, PLACEHOLDER_KEY, DIAGNOSTICS_KEY, NODE_KEY)
+TAG_NODE = "resbench.node_id"
+DIAGNOSTICS_ARTIFACT = "diagnostics.json"
+LESION_PREFIX = "lesion/"
 # Keys Ray adds to every result; not logged as metrics.
 RAY_KEYS = frozenset({
     "training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "pid", "hostname",
@@ -95,9 +102,37 @@ def _load_checkpoint(checkpoint: Checkpoint | None) -> dict[str, Any] | None:
     with checkpoint.as_directory() as d:
         path = Path(d) / CHECKPOINT_FILE
         try:
+            # weights_only: a checkpoint is data (tensors, numbers, strings); never run pickled code.
             return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:  # our own file: a state with non-tensor objects
-            return torch.load(path, map_location="cpu", weights_only=False)
+        except pickle.UnpicklingError as exc:
+            first = (str(exc).strip().splitlines() or ["unreadable"])[0]
+            raise ResbenchError(
+                f"refusing checkpoint {path.name}: it holds more than tensors and data ({first})"
+            ) from None
+
+
+def diagnostic_metrics(diagnostics: Mapping[str, Any]) -> dict[str, float]:
+    """A lesion study flattened to the metric names the report reads: ``lesion/baseline``,
+    ``lesion/single/<block>``, ``lesion/random_k_mean/<k>``, ``lesion/random_k_std/<k>``."""
+    lesion = diagnostics.get("lesion")
+    if not isinstance(lesion, Mapping):
+        return {}
+    out: dict[str, float] = {}
+    if lesion.get("baseline") is not None:
+        out[f"{LESION_PREFIX}baseline"] = float(lesion["baseline"])
+    for part in ("single", "random_k_mean", "random_k_std"):
+        for name, value in (lesion.get(part) or {}).items():
+            out[f"{LESION_PREFIX}{part}/{name}"] = float(value)
+    return out
+
+
+def _diagnostics_result(diagnostics: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys a final report carries for the diagnostics: flattened lesion metrics and the
+    whole dict as JSON (logged as the child's ``diagnostics.json``)."""
+    if not diagnostics:
+        return {}
+    return {**diagnostic_metrics(diagnostics),
+            DIAGNOSTICS_KEY: json.dumps(diagnostics, default=str, sort_keys=True)}
 
 
 def measure_only(spec) -> dict[str, float]:
@@ -129,7 +164,8 @@ def run_trial(config: dict[str, Any], space: SearchSpace) -> None:
 
     spec = decode(space, config)
     objectives = space.search.objectives
-    base = {k: float(v) for k, v in cost(spec.arch).as_dict().items()}
+    base: dict[str, Any] = {k: float(v) for k, v in cost(spec.arch).as_dict().items()}
+    base[NODE_KEY] = ray.get_runtime_context().get_node_id()
     final = {FINAL_KEY: 1}
     if "reference" not in config:
         reason = space.constraints.violation(int(base["params"]), int(base["macs"]))
@@ -146,25 +182,32 @@ def run_trial(config: dict[str, Any], space: SearchSpace) -> None:
         return
 
     epochs = spec.train.epochs
-    reported_final = False
+    last: list[tuple[dict[str, Any], Callable[[], dict[str, Any]]]] = []
 
-    def report(metrics: dict[str, float], state: Callable[[], dict[str, Any]]) -> None:
-        nonlocal reported_final
-        out: dict[str, Any] = {**base, **metrics}
-        if int(metrics.get("epoch", 0)) >= epochs:  # the trainer's last report: it completed
-            out.update({STATUS_KEY: "completed", MESSAGE_KEY: "", **final})
-            reported_final = True
+    def send(out: dict[str, Any], state: Callable[[], dict[str, Any]]) -> None:
         with tempfile.TemporaryDirectory(prefix="resbench-ckpt-") as d:
             torch.save(state(), Path(d) / CHECKPOINT_FILE)
             tune.report(_with_objectives(out, objectives),
                         checkpoint=Checkpoint.from_directory(d))
 
+    def report(metrics: dict[str, float], state: Callable[[], dict[str, Any]]) -> None:
+        out: dict[str, Any] = {**base, **metrics}
+        if int(metrics.get("epoch", 0)) >= epochs:  # the trainer's last report: it completed
+            out.update({STATUS_KEY: "completed", MESSAGE_KEY: "", **final})
+            last.append((out, state))  # sent once train() returns, with its diagnostics
+            return
+        send(out, state)
+
     result = train(spec, report=report, resume=_load_checkpoint(tune.get_checkpoint()))
-    if not reported_final:  # diverged / failed, or resumed after the last epoch
+    if last:
+        out, state = last[0]
+        send({**out, **_diagnostics_result(result.diagnostics)}, state)
+    else:  # diverged / failed, or resumed after the last epoch
         done = result.status == "completed"
         tune.report(_with_objectives(
             {**base, **result.metrics, "epoch": float(len(result.history)),
-             STATUS_KEY: result.status, MESSAGE_KEY: result.message, **final},
+             STATUS_KEY: result.status, MESSAGE_KEY: result.message, **final,
+             **(_diagnostics_result(result.diagnostics) if done else {})},
             objectives, force_worst=not done))
 
 
@@ -325,13 +368,18 @@ class TrackingCallback(Callback):
         self.space = space
         self._tracker: Any = None
         self._runs: dict[str, list] = {}  # trial id -> [run id, last epoch logged]
+        self._nodes: dict[str, str] = {}  # trial id -> node id tagged
         self.warned = False
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_tracker"] = None
         state["_runs"] = {}
+        state["_nodes"] = {}
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"_nodes": {}, **state})
 
     @property
     def tracker(self) -> Any:
@@ -370,6 +418,10 @@ class TrackingCallback(Callback):
     def log_result(self, trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any]
                    ) -> None:
         entry = self.run_for(trial_id, config)
+        node = result.get(NODE_KEY)
+        if node and self._nodes.get(trial_id) != node:  # where it runs (a retry may move it)
+            self.tracker.log_tags(entry[0], {TAG_NODE: str(node)})
+            self._nodes[trial_id] = str(node)
         step = int(result.get("epoch", 0) or 0)
         if step <= entry[1]:
             return
@@ -379,9 +431,11 @@ class TrackingCallback(Callback):
     def finish(self, trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any] | None,
                status: str, error: str = "") -> None:
         result = result or {}
-        if result.get("epoch"):
+        if result.get("epoch") or result.get(NODE_KEY):
             self.log_result(trial_id, config, result)
         entry = self.run_for(trial_id, config)
+        if result.get(DIAGNOSTICS_KEY):
+            self.tracker.log_text(entry[0], str(result[DIAGNOSTICS_KEY]), DIAGNOSTICS_ARTIFACT)
         message = error or str(result.get(MESSAGE_KEY, "") or "")
         self.tracker.end_trial(entry[0], status, final_metrics(result),
                                step=int(result.get("epoch", 0) or 0), error=message)
@@ -522,8 +576,19 @@ def init_ray(address: str | None, temp_dir: str | None, log_to_driver: bool) -> 
         ray.init(_temp_dir=temp_dir, **kwargs)
 
 
+def alive_nodes() -> int:
+    """How many nodes of the joined Ray cluster are alive."""
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
 def cluster_gpus() -> float:
     return float(ray.cluster_resources().get("GPU", 0.0))
+
+
+def max_node_gpus() -> float:
+    """GPUs of the largest alive node: a trial cannot span nodes."""
+    return max((float(n.get("Resources", {}).get("GPU", 0.0)) for n in ray.nodes() if n.get("Alive")),
+               default=0.0)
 
 
 def make_tuner(space: SearchSpace, kind: str, configs: list[dict[str, Any]] | None,
@@ -625,7 +690,9 @@ __all__ = [
     "ProgressCallback",
     "TrackingCallback",
     "TrackingTarget",
+    "alive_nodes",
     "can_restore",
+    "diagnostic_metrics",
     "cluster_gpus",
     "init_ray",
     "make_scheduler",

@@ -4,6 +4,8 @@
     python -m launchers.sweep --space FILE --dry-run          # trials, params and MACs; no training
     python -m launchers.sweep --space FILE --smoke            # every trial tiny: 1 epoch, small subset
     python -m launchers.sweep --space FILE --resume           # continue the latest interrupted sweep
+    python -m launchers.sweep --space FILE --resume auto      # continue it if there is one, else start
+    python -m launchers.sweep --space FILE --address auto --storage s3://bucket/tune  # on a cluster
     python -m launchers.sweep --space FILE --set train.epochs=3 --set search.num_samples=4
     python -m launchers.sweep --schema > search-space.schema.json
 
@@ -14,6 +16,13 @@ Where things go: Ray's experiment state and checkpoints under ``--storage`` (def
 ``<repo>/.ray_results/<sweep id>/``; ``s3://`` works), Ray's session files in a temporary folder,
 MLflow runs in ``--tracking-uri`` / ``MLFLOW_TRACKING_URI`` / the file's ``tracking.uri`` (default
 ``sqlite:///<repo>/mlflow/mlflow.db``, artifacts in ``<repo>/mlflow/artifacts/``).
+
+Before Ray starts, the tracking store is checked (an http(s) server must answer within 5 s, a
+local store's folder must be writable): exit 2 otherwise. On a running cluster (``--address``)
+trials spread over the nodes by their resources; with more than one node, ``--storage`` must be
+``s3://...`` (or gs://...) or a shared filesystem (``--shared-storage``). At the end the sweep's
+HTML report is written to ``<repo>/reports/<experiment>.html`` (``--report-dir``,
+``--no-report``) and attached to the parent run under ``report/``.
 
 MLflow layout: a parent run per sweep and a nested child per trial (see ``bench.tracking``).
 Architectures over the ``constraints`` budget are never trained; each is recorded as a KILLED
@@ -64,16 +73,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the trials (or the space) with params and MACs; train nothing")
     p.add_argument("--smoke", action="store_true",
                    help="shrink every trial (1 epoch, small subset) to check a space quickly")
-    p.add_argument("--resume", nargs="?", const="latest", metavar="SWEEP_DIR",
-                   help="continue an interrupted sweep: the latest one of this space, or SWEEP_DIR")
+    p.add_argument("--resume", nargs="?", const="latest", metavar="SWEEP_DIR|auto",
+                   help="continue an interrupted sweep: the latest one of this space, SWEEP_DIR, "
+                        "or 'auto' (continue the latest unfinished sweep of this space under "
+                        "--storage if there is one, else start a new sweep)")
     p.add_argument("--address", metavar="ADDR",
-                   help="join a Ray cluster: auto or ray://host:10001 (default: start a local one)")
+                   help="join a running Ray cluster: auto, HOST:PORT or ray://host:10001 "
+                        "(default: start a local one)")
     p.add_argument("--storage", metavar="PATH",
                    help="Ray results and checkpoints: a folder or s3://bucket/prefix "
-                        "(default <repo>/.ray_results)")
+                        "(default <repo>/.ray_results); a multi-node cluster needs s3://... or "
+                        "a shared filesystem (--shared-storage)")
+    p.add_argument("--shared-storage", action="store_true",
+                   help="the local --storage path is a filesystem every Ray node shares "
+                        "(NFS, a ReadWriteMany volume): allow it on a multi-node cluster")
     p.add_argument("--tracking-uri", metavar="URI",
                    help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, the file's "
                         "tracking.uri, else sqlite:///<repo>/mlflow/mlflow.db)")
+    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                   help="write the sweep's HTML report at the end and attach it to the parent "
+                        "run (default on)")
+    p.add_argument("--report-dir", metavar="DIR",
+                   help="folder of the report (default <repo>/reports); the file is "
+                        "<experiment>.html")
     p.add_argument("--top", type=int, default=10, help="rows of the final table (default 10)")
     p.add_argument("--progress-interval", type=float, default=15.0, metavar="S",
                    help="seconds between progress tables (default 15)")
@@ -185,6 +207,76 @@ def find_latest(storage: str, name: str) -> str | None:
             if best is None or started > best[0]:
                 best = (started, sweep_dir)
     return best[1] if best else None
+
+
+def find_resumable(storage: str, name: str, digest: str) -> str | None:
+    """For ``--resume auto``: the latest sweep of space ``name`` under ``storage`` that has the
+    same space hash, did not complete and has something to continue (a Tune experiment Ray can
+    restore, or at least its state file); None: start a new sweep."""
+    from bench.tune import can_restore
+
+    sweep_dir = find_latest(storage, name)
+    state = read_state(sweep_dir) if sweep_dir else None
+    if not state or state.get("space_hash") != digest or state.get("status") == "completed":
+        return None
+    jobs = [_join(sweep_dir, job) for job in ("search", "references")]
+    return sweep_dir if any(can_restore(j) for j in jobs) or state.get("parent_run_id") else None
+
+
+def is_uri(path: str) -> bool:
+    """True for ``scheme://...`` storage (s3, gs, ...), False for a local path."""
+    return "://" in path and not path.startswith("file://")
+
+
+def check_cluster(storage: str, shared: bool) -> None:
+    """Refuse a multi-node cluster with node-local storage: Tune syncs nothing between nodes,
+    so trials on other nodes could neither save nor restore their checkpoints."""
+    from bench import tune as rt
+
+    nodes = rt.alive_nodes()
+    if nodes > 1 and not is_uri(storage) and not shared:
+        raise ConfigError(
+            f"the Ray cluster has {nodes} nodes but --storage {storage!r} is a local path; Tune "
+            "needs storage every node can reach: --storage s3://bucket/prefix (or gs://...), or "
+            "a shared filesystem mounted at the same path on every node (then add "
+            "--shared-storage)", "--storage", )
+
+
+def check_gpus(gpu: float) -> None:
+    """Refuse a per-trial GPU request no node can meet (Tune would wait for it forever)."""
+    from bench import tune as rt
+
+    largest = rt.max_node_gpus()
+    if gpu > 0 and largest > 0 and gpu > largest:
+        raise ConfigError(
+            f"each trial asks for {gpu:g} GPUs but the largest node of the Ray cluster has "
+            f"{largest:g}; valid: a value up to {largest:g} (fractions share a GPU)", "resources.gpu")
+
+
+def check_storage(sweep_dir: str) -> None:
+    """A local --storage folder must be creatable and writable; checked without writing (the
+    nearest existing folder above it must be a writable directory)."""
+    if is_uri(sweep_dir):
+        return
+    path = Path(sweep_dir)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        why = "not a directory" if not path.is_dir() else "not writable"
+        raise ConfigError(f"cannot create {sweep_dir!r}: {str(path)!r} is {why}", "--storage")
+
+
+def check_data(space: Any) -> None:
+    """Load the space's dataset once in the driver (local runs only: on a cluster the data may
+    live on the workers). A missing or corrupt copy is then bad input (exit 2) before anything
+    is written, and the decoded-dataset cache it fills serves every trial."""
+    from bench.data import load_dataset
+    from bench.errors import DataError
+
+    try:
+        load_dataset(space.dataset, "cpu")
+    except DataError as exc:
+        raise DataError(f"dataset {space.dataset.name!r}: {exc}") from None
 
 
 # --- planning -------------------------------------------------------------------------------------
@@ -343,6 +435,11 @@ def run(args: argparse.Namespace) -> int:
     storage = args.storage or str(root / ".ray_results")
     if "://" not in storage:
         storage = str(Path(storage).expanduser().resolve())
+    if args.resume == "auto":
+        found = find_resumable(storage, space.name, digest)
+        args.resume = found  # None: a new sweep
+        if found:
+            print(f"--resume auto: continuing {found}", flush=True)
     if args.resume:
         sweep_dir = find_latest(storage, space.name) if args.resume == "latest" else args.resume
         state = read_state(sweep_dir) if sweep_dir else None
@@ -368,6 +465,8 @@ def run(args: argparse.Namespace) -> int:
         }
         sweep_dir = _join(storage.rstrip("/"), sweep_id)
     search, refs = plan(space)  # before anything is written: a bad model fails here
+    if not args.address:
+        check_data(space)
     return execute(args, space, digest, state, sweep_dir, search, refs)
 
 
@@ -389,16 +488,48 @@ def _argv(args: argparse.Namespace) -> list[str]:
 
 def execute(args: argparse.Namespace, space: Any, digest: str, state: dict[str, Any],
             sweep_dir: str, search: list[Planned] | None, refs: list[Planned]) -> int:
+    """Check the tracking store, start or join Ray (refusing node-local storage on a multi-node
+    cluster), then run the sweep; Ray is shut down on the way out when this process started it."""
     from bench import tune as rt
-    from bench.measure import environment
-    from bench.tracking import Tracker, ui_command
+    from bench.tracking import check_store
 
+    check_storage(sweep_dir)
     if args.address and args.address.startswith("ray://") and state["tracking_uri"].startswith(
             "sqlite:"):
         print("warning: with Ray Client (ray://) the Tune loop and its MLflow callback run on the "
               "cluster's head node; use a tracking server (--tracking-uri http://...) and shared "
               "storage (--storage s3://...)", file=sys.stderr)
     quiet_libraries(space.search.is_optuna)
+    owns_ray = not _ray_initialized()
+    temp_dir = tempfile.mkdtemp(prefix="rb-ray-") if owns_ray and not args.address else None
+    try:
+        try:
+            rt.init_ray(args.address, temp_dir, log_to_driver=args.debug)
+        except Exception as exc:  # noqa: BLE001 - a wrong --address is the usual cause
+            if args.debug:
+                traceback.print_exc()
+            where = f"the Ray cluster at {args.address}" if args.address else "a local Ray"
+            raise ResbenchError(f"cannot start or join {where}: {type(exc).__name__}: {exc}"
+                                ) from None
+        check_cluster(sweep_dir, args.shared_storage)
+        check_gpus(space.resources.gpu)
+        check_store(state["tracking_uri"])  # before any run or training: exit 2 when unusable
+        return run_sweep(args, space, digest, state, sweep_dir, search, refs)
+    finally:
+        if owns_ray:
+            rt.shutdown()
+        if temp_dir and not args.debug:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str, Any],
+              sweep_dir: str, search: list[Planned] | None, refs: list[Planned]) -> int:
+    """The sweep on a running Ray: parent run, the Tune jobs, the MLflow reconcile, the summary
+    and the report; returns the exit code."""
+    from bench import tune as rt
+    from bench.measure import environment
+    from bench.tracking import Tracker, ui_command
+
     tracker = Tracker(state["tracking_uri"], state["experiment"], state["artifact_location"])
     tracker.setup()
     env = environment()
@@ -423,13 +554,8 @@ def execute(args: argparse.Namespace, space: Any, digest: str, state: dict[str, 
     rejected = [p for p in (search or []) if p.rejected]
     _record_rejected(tracker, target, space, rejected)
 
-    owns_ray = not _ray_initialized()
-    temp_dir = None
-    if owns_ray and not args.address:
-        temp_dir = tempfile.mkdtemp(prefix="rb-ray-")
     status = "failed"
     try:
-        rt.init_ray(args.address, temp_dir, log_to_driver=args.debug)
         gpu = space.resources.gpu
         if gpu and not rt.cluster_gpus():
             print(f"note: resources.gpu={gpu:g} but the cluster has no GPU; trials run on CPU")
@@ -461,6 +587,8 @@ def execute(args: argparse.Namespace, space: Any, digest: str, state: dict[str, 
         print("\n".join(lines))
         tracker.log_text(parent, _csv(space, found), "trials.csv")
         tracker.end_sweep(parent, status, metrics, {"resbench.best_trial": best} if best else {})
+        if args.report:
+            make_report(state, parent, args.report_dir)
         print(f"\nbrowse the runs: {ui_command(state['tracking_uri'])}")
         if failed:
             print(f"{len(failed)} trial(s) failed; first error: "
@@ -487,10 +615,32 @@ def execute(args: argparse.Namespace, space: Any, digest: str, state: dict[str, 
                 tracker.end_sweep(parent, status, {})
             except Exception:  # noqa: BLE001 - best effort on the way out
                 pass
-        if owns_ray:
-            rt.shutdown()
-        if temp_dir and not args.debug:
-            shutil.rmtree(temp_dir, ignore_errors=True)
+        try:  # --resume auto starts a new sweep after a completed one
+            write_state(sweep_dir, {**state, "status": status})
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            pass
+
+
+def make_report(state: dict[str, Any], parent: str, report_dir: str | None) -> Path | None:
+    """The sweep's HTML report in ``report_dir`` (default ``<repo>/reports``), attached to the
+    parent run; a report that cannot be made is a warning, never a failed sweep."""
+    from bench.report import default_stem, log_report, write_report
+    from bench.tracking import repo_root
+
+    folder = Path(report_dir).expanduser() if report_dir else repo_root() / "reports"
+    out = folder.resolve() / f"{default_stem([state['experiment']])}.html"
+    try:
+        html = write_report(state["tracking_uri"], [state["experiment"]], out,
+                            sweeps=[state["sweep_id"]])
+        log_report(state["tracking_uri"], parent, html)
+    except ResbenchError as exc:
+        print(f"warning: no report: {exc}", file=sys.stderr)
+        return None
+    except Exception as exc:  # noqa: BLE001 - the report must never fail a finished sweep
+        print(f"warning: no report ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return None
+    print(f"report: {html}", flush=True)
+    return html
 
 
 def _ray_initialized() -> bool:

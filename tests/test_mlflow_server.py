@@ -334,6 +334,65 @@ def test_runs_metrics_and_artifacts_round_trip(
     assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == notes.read_bytes()
 
 
+def test_a_sweep_lands_on_the_server(
+    server: Server, client_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``launchers.sweep`` against the server with credentials from the environment only: the
+    parent and its children, their metrics, and the report artifact (stored in the bucket)."""
+    import boto3
+    import yaml
+    from mlflow.tracking import MlflowClient
+
+    user, password = "sweeper", "sweeper-test-only-password"
+    created = _request(
+        f"{server.url}/api/2.0/mlflow/users/create",
+        ("admin", ADMIN_PASSWORD),
+        {"username": user, "password": password},
+    )
+    assert created.status_code == 200, created.text
+    space = tmp_path / "served.yaml"
+    space.write_text(yaml.safe_dump({
+        "name": "served",
+        "dataset": {"name": "digits", "subset": 200, "test_subset": 50, "image_size": 8},
+        "train": {"epochs": 2, "batch_size": 64, "device": "cpu", "threads": 1},
+        "arch": {"depth": 8, "width": 4},
+        "resources": {"cpu": 1},
+        "space": {"skip": {"grid": ["identity", "none"]}},
+        "search": {"algorithm": "grid"},
+    }))
+    cmd = [sys.executable, "-m", "launchers.sweep", "--space", str(space), "--tracking-uri",
+           server.url, "--storage", str(tmp_path / "ray"), "--report-dir",
+           str(tmp_path / "reports"), "--progress-interval", "3600"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_USERNAME": user,
+           "MLFLOW_TRACKING_PASSWORD": "wrong"}
+    env.pop("TMPDIR", None)  # Ray's socket paths must stay short
+    refused = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2, refused.stderr
+    assert f"{server.url} refused the credentials" in refused.stderr
+    env["MLFLOW_TRACKING_PASSWORD"] = password
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    client = MlflowClient(tracking_uri=server.url)
+    exp = client.get_experiment_by_name("served")
+    runs = client.search_runs([exp.experiment_id])
+    [parent] = [r for r in runs if r.data.tags.get("resbench.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_total"] == 2
+    assert len(children) == 2 and {c.info.status for c in children} == {"FINISHED"}
+    for child in children:
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_acc")]
+        assert sorted(steps) == [1, 2] and child.data.metrics["test_acc"] >= 0
+    artifacts = {f.path for f in client.list_artifacts(parent.info.run_id, "report")}
+    assert "report/served.html" in artifacts
+    s3 = _s3_client(boto3, server.s3_url)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    assert any(k.endswith(f"{parent.info.run_id}/artifacts/report/served.html") for k in keys)
+    assert any(k.endswith(f"{parent.info.run_id}/artifacts/space.yaml") for k in keys)
+
+
 def test_server_script_refuses_incomplete_settings(tmp_path: Path) -> None:
     base = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
     cases = [

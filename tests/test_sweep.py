@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,14 @@ from launchers.sweep import configure_environment, main
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "search_spaces").glob("*.yaml"))
-CIFAR_SPACES = {"resnet_depth", "degradation", "resnet_vs_densenet", "block_skip"}
+
+
+def uses_cifar(path: Path) -> bool:
+    """Whether a shipped space trains on CIFAR (its smoke run gets a tiny fake copy)."""
+    dataset = yaml.safe_load(path.read_text()).get("dataset")
+    name = dataset if isinstance(dataset, str) else (dataset or {}).get("name", "")
+    return str(name).startswith("cifar")
+
 SOURCE_SUFFIXES = (".py", ".md", ".yaml", ".yml", ".toml", ".txt", ".json", ".sh", ".cfg")
 
 TINY: dict[str, Any] = {
@@ -71,12 +79,14 @@ class Sweep:
     def __init__(self, tmp_path: Path, capsys: pytest.CaptureFixture, uri: str) -> None:
         self.uri = uri
         self.storage = tmp_path / "ray"
+        self.reports = tmp_path / "reports"
         self.capsys = capsys
 
     def __call__(self, space: Path, *extra: str) -> tuple[int, str, str]:
         self.capsys.readouterr()
         rc = main(["--space", str(space), "--tracking-uri", self.uri, "--storage",
-                   str(self.storage), "--progress-interval", "3600", *extra])
+                   str(self.storage), "--report-dir", str(self.reports), "--progress-interval",
+                   "3600", *extra])
         out = self.capsys.readouterr()
         return rc, out.out, out.err
 
@@ -139,7 +149,12 @@ def test_quickstart_sized_sweep_end_to_end(ray_session, sweep):
                 "resbench.env.device", "resbench.sweep_id"):
         assert parent[f"tags.{key}"], key
     client = mlflow.MlflowClient(sweep.uri)
-    assert {a.path for a in client.list_artifacts(parent.run_id)} >= {"space.yaml", "trials.csv"}
+    assert {a.path for a in client.list_artifacts(parent.run_id)} >= {"space.yaml", "trials.csv",
+                                                                       "report"}
+    report = sweep.reports / "quickstart.html"
+    assert f"report: {report}" in out and report.is_file()
+    assert {a.path for a in client.list_artifacts(parent.run_id, "report")} == {
+        "report/quickstart.html", "report/quickstart.md", "report/quickstart.csv"}
 
     assert set(children["status"]) <= {"FINISHED", "KILLED"}
     assert set(children["tags.resbench.status"]) <= {"completed", "stopped"}
@@ -252,16 +267,66 @@ def test_bad_input_exits_2_with_one_message_and_writes_nothing(tmp_path, capsys)
     assert not sweep.storage.exists() and not (tmp_path / "mlflow").exists()
 
 
-def test_a_crashing_trial_is_failed_in_mlflow_and_exits_1(ray_session, sweep, tmp_path):
-    space = space_file(tmp_path, "crash", dataset={"name": "cifar10", "root": str(tmp_path / "nope")},
-                       space={"skip": {"grid": ["identity"]}})
-    rc, out, err = sweep(space)
-    assert rc == 1 and "1 trial(s) failed" in err and "no local copy found" in err
-    parent, children = sweep.runs("crash")
-    assert parent.status == "FAILED" and parent["metrics.trials_failed"] == 1
+def test_lesion_results_report_and_resume_auto(ray_session, sweep, tmp_path):
+    """A first ``--resume auto`` starts a sweep; the lesion study reaches MLflow as the metrics
+    the report reads and as diagnostics.json; the report lands on disk and on the parent; after a
+    completed sweep ``--resume auto`` starts a new one (``--no-report``: no report artifact)."""
+    space = space_file(tmp_path, "lesion", train={**TINY["train"], "epochs": 1},
+                       diagnostics={"lesion": True, "lesion_k": [2], "lesion_samples": 2,
+                                    "grad_norms": True})
+    rc, out, err = sweep(space, "--resume", "auto")
+    assert rc == 0, err
+    assert "--resume auto" not in out  # nothing to continue: a new sweep
+    parent, children = sweep.runs("lesion")
     child = children.iloc[0]
-    assert child.status == "FAILED" and child["tags.resbench.status"] == "failed"
-    assert "no local copy found" in child["tags.resbench.error"]
+    blocks = [c[len("metrics.lesion/single/"):] for c in children
+              if c.startswith("metrics.lesion/single/")]
+    assert sorted(blocks) == ["stage1.block1", "stage2.block1", "stage3.block1"], blocks
+    assert 0 <= child["metrics.lesion/baseline"] <= 100
+    assert child["metrics.lesion/random_k_std/2"] >= 0 and "metrics.lesion/random_k_mean/2" in child
+    assert any(c.startswith("metrics.grad_norm/") for c in children)  # gradient flow per epoch
+    assert child["tags.resbench.node_id"]
+    client = mlflow.MlflowClient(sweep.uri)
+    path = client.download_artifacts(child.run_id, "diagnostics.json", str(tmp_path))
+    diagnostics = yaml.safe_load(Path(path).read_text())  # JSON is YAML
+    assert diagnostics["lesion"]["baseline"] == pytest.approx(child["metrics.lesion/baseline"])
+    assert set(diagnostics["grad_norms"]["groups"]) >= {"stem", "head"}
+    html = (sweep.reports / "lesion.html").read_text()
+    assert "Lesion study" in html
+    assert "report/lesion.html" in {a.path for a in client.list_artifacts(parent.run_id, "report")}
+
+    rc, out, err = sweep(space, "--resume", "auto", "--no-report")
+    assert rc == 0, err
+    assert len(list(sweep.storage.iterdir())) == 2  # the first one had completed
+    mlflow.set_tracking_uri(sweep.uri)
+    runs = mlflow.search_runs(experiment_names=["lesion"],
+                              filter_string="tags.`resbench.role` = 'sweep'")
+    second = runs[runs.run_id != parent.run_id].iloc[0]
+    assert [a.path for a in client.list_artifacts(second.run_id, "report")] == []
+
+
+def test_unreachable_tracking_server_exits_2_before_ray(sweep, tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    sweep.uri = uri
+    start = time.monotonic()
+    rc, out, err = sweep(space_file(tmp_path, "unreachable"))
+    assert rc == 2, err
+    assert time.monotonic() - start < 15  # no MLflow retry loop
+    assert err.count("\n") == 1 and f"cannot reach the MLflow tracking server {uri}" in err
+    assert "Traceback" not in err and not sweep.storage.exists()
+
+
+def test_unwritable_local_store_exits_2(sweep, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    sweep.uri = f"sqlite:///{blocker / 'mlflow.db'}"
+    rc, out, err = sweep(space_file(tmp_path, "unwritable"))
+    assert rc == 2, err
+    assert f"{blocker} is not a writable folder" in err and "Traceback" not in err
+    assert not sweep.storage.exists()
 
 
 # --- interruption -------------------------------------------------------------------------------
@@ -393,8 +458,9 @@ def test_sigkill_then_resume_tracks_each_trial_once(ray_session, sweep, tmp_path
         _kill(_processes_mentioning(ray_tmp))  # anything Ray spawned meanwhile
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
-    rc, out, err = sweep(space, "--resume")
+    rc, out, err = sweep(space, "--resume", "auto")  # what a retried cluster job runs
     assert rc == 0, err
+    assert "--resume auto: continuing" in out
     parent, children = sweep.runs("resume")
     assert len(children) == 4, children[["tags.resbench.trial_id", "status"]]
     assert children["tags.resbench.trial_id"].is_unique
@@ -413,7 +479,7 @@ def test_shipped_space_dry_run_and_smoke(ray_session, sweep, tmp_path, make_cifa
     extra = ["--set", f"tracking.experiment={experiment}"]
     if path.stem == "timm_reference":  # two small measurements at a time: CI speed
         extra += ["--set", "resources.cpu=1", "--set", "search.max_concurrent=2"]
-    if path.stem in CIFAR_SPACES:
+    if uses_cifar(path):
         make_cifar(tmp_path / "cifar", per_batch=10, n_test=20)  # 50 train, 20 test images
         # smaller still than --smoke's own 128 / 64 images, and two trials at a time: CI speed
         extra += ["--set", f"dataset.root={tmp_path / 'cifar'}", "--set", "dataset.subset=40",

@@ -10,9 +10,11 @@ import pytest
 import mlflow
 from bench.tracking import (
     MLFLOW_STATUS,
+    REDACTED,
     Tracker,
     default_artifact_location,
     default_tracking_uri,
+    is_secret_key,
     local_store,
     repo_root,
     ui_command,
@@ -103,3 +105,42 @@ def test_processes_opening_a_new_store_at_once_do_not_corrupt_it(tmp_path):
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], outs[0][1][-2000:]
     assert len({out.strip() for out, _ in outs}) == 1  # one experiment, the same id everywhere
+
+
+@pytest.mark.parametrize("key", ["aws_secret_access_key", "api_key", "API_KEY", "apiKey",
+                                 "db.password", "auth-token", "MLFLOW_TRACKING_PASSWORD",
+                                 "client_secret", "key", "passwd", "x.ApiKey"])
+def test_secret_keys(key):
+    assert is_secret_key(key)
+
+
+@pytest.mark.parametrize("key", ["monkey", "keys", "tokenizer", "passwords_policy_url",
+                                 "train.lr", "arch.stages.0.width", "keyboard", "hotkeys",
+                                 "resbench.space_hash", "mlflow.parentRunId", "secretary"])
+def test_ordinary_keys(key):
+    assert not is_secret_key(key)
+
+
+def test_secrets_are_redacted_before_they_reach_mlflow(store):
+    uri, artifacts = store
+    tracker = Tracker(uri, "exp-secrets", artifacts)
+    parent = tracker.start_sweep(
+        "sweep-s", "sweep-s", {"aws_secret_access_key": "AKIA-tag-secret", "resbench.note": "ok",
+                               "resbench.store": "http://alice:hunter2@mlflow.example:5000"},
+        {"api_key": "sk-param-secret", "monkey": "banana"}, {})
+    run, _ = tracker.trial_run(parent, "t1", "resnet8", {"data.auth_token": "tok-123"},
+                               {"Password": "pw-tag"})
+    tracker.log_params(run, {"apiKey": "sk-later"})
+    tracker.log_tags(run, {"client_secret": "cs-later"})
+
+    client = mlflow.MlflowClient(uri)
+    p, c = client.get_run(parent).data, client.get_run(run).data
+    assert p.tags["aws_secret_access_key"] == REDACTED and p.tags["resbench.note"] == "ok"
+    assert p.tags["resbench.store"] == "http://***@mlflow.example:5000"
+    assert p.params == {"api_key": REDACTED, "monkey": "banana"}
+    assert c.params == {"data.auth_token": REDACTED, "apiKey": REDACTED}
+    assert c.tags["Password"] == REDACTED and c.tags["client_secret"] == REDACTED
+    stored = repr([p.tags, p.params, c.tags, c.params])
+    for secret in ("AKIA-tag-secret", "hunter2", "sk-param-secret", "tok-123", "pw-tag",
+                   "sk-later", "cs-later"):
+        assert secret not in stored

@@ -129,10 +129,6 @@ def test_each_fault_is_recorded_with_its_cause(fault_sweep, block):
     assert row["status"] == status
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bench/tracking.py Tracker.end_trial(): error[-_MAX_TAG:] keeps the tail of a long "
-    "traceback and cuts off its first line, the cause that bench/tune.py puts first; keep the "
-    "first line and the tail (e.g. first + '\\n...\\n' + tail) within the 5000-char limit"))
 def test_the_error_tag_starts_with_the_cause(fault_sweep):
     error = fault_sweep["by_block"]["fault_raise"]["tags.resbench.error"]
     assert error.splitlines()[0] == "RuntimeError: injected fault: the block raised", error[:300]

@@ -46,9 +46,6 @@ def _malicious_checkpoint(folder: Path, marker: Path) -> Path:
     return folder
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bench/tune.py _load_checkpoint(): on UnpicklingError it retries with weights_only=False, "
-    "which runs the pickle; refuse instead (the trainer's own state loads with weights_only=True)"))
 def test_sweep_resume_path_refuses_a_pickled_object(tmp_path: Path) -> None:
     from ray.tune import Checkpoint
 
