@@ -253,6 +253,9 @@ def test_trials_spread_over_both_nodes(cluster, tmp_path):
     assert nodes == {cluster.head_id, cluster.worker_id}
 
 
+# Kills real processes at a moment chosen by polling: on a loaded 2-core machine the
+# moment can be missed, so a failed run is retried before it counts.
+@pytest.mark.flaky(reruns=2, reruns_delay=2)
 def test_worker_node_killed_mid_sweep_completes_on_the_head(cluster, tmp_path):
     epochs = 8
     sweep = Sweep(cluster, tmp_path, "nodekill",

@@ -427,6 +427,9 @@ def test_ctrl_c_exits_130_and_shuts_ray_down(ray_session, sweep, tmp_path):
     assert "RUNNING" not in set(children["status"])
 
 
+# Kills real processes at a moment chosen by polling: on a loaded 2-core machine the
+# moment can be missed, so a failed run is retried before it counts.
+@pytest.mark.flaky(reruns=2, reruns_delay=2)
 def test_sigkill_then_resume_tracks_each_trial_once(ray_session, sweep, tmp_path):
     space = space_file(
         tmp_path, "resume",
