@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError, ResbenchError, did_you_mean
+from bench.jsonio import finite, write_atomic
 from bench.studies import STUDIES, STUDY_ORDER, Study, StudyForm, StudyTrial, get_study
 
 RESULTS_FORMAT = 1
@@ -99,15 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
 # --- small helpers -----------------------------------------------------------------------------
 
 
-def _finite(obj: Any) -> Any:
-    """NaN / inf as null (strict JSON); mapping keys as strings."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Mapping):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _say(text: str = "", quiet: bool = False) -> None:
@@ -190,9 +182,8 @@ def verdict_summary(rows: Sequence[Mapping[str, str]]) -> str:
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    from launchers.train import write_atomic
 
-    write_atomic(path, json.dumps(_finite(data), indent=2) + "\n")
+    write_atomic(path, json.dumps(finite(data), indent=2) + "\n")
     with contextlib.suppress(OSError):
         os.chmod(path, 0o644)  # a results file is for sharing (the temp file was private)
 
@@ -359,7 +350,7 @@ def run_trial(trial: StudyTrial, spec: Any, quiet: bool) -> dict[str, Any]:
                       metrics={}, history=[], diagnostics={}, env={})
     record["wall_time_s"] = time.perf_counter() - start
     # JSON round trip: the record reads the same in memory as from the file (string keys).
-    return json.loads(json.dumps(_finite(record)))
+    return json.loads(json.dumps(finite(record)))
 
 
 def default_out(name: str, smoke: bool) -> Path:
@@ -415,7 +406,7 @@ def run_study(study: Study, args: argparse.Namespace, root: str | None, out: Pat
             _say(f"{head}: skipped (the {limit:g}-minute budget is spent)", quiet)
             doc["trials"].append({
                 "role": trial.role, "label": spec.arch.label, "measure_only": trial.measure_only,
-                "spec": json.loads(json.dumps(_finite(_spec_dict(spec)))), "status": SKIPPED,
+                "spec": json.loads(json.dumps(finite(_spec_dict(spec)))), "status": SKIPPED,
                 "message": f"skipped: started after the {limit:g}-minute budget",
                 "metrics": {}, "history": [], "diagnostics": {}, "env": {}, "wall_time_s": 0.0})
             continue

@@ -19,12 +19,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import pickle
 import re
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ import yaml
 
 from bench.config import apply_overrides, parse_override, to_dict
 from bench.errors import ConfigError, ResbenchError
+from bench.jsonio import finite, write_atomic
 
 # Flat arch keys that a structured arch (with stages) would silently ignore.
 _FLAT_ONLY = {"depth", "block", "width", "widen", "bc", "model"}
@@ -115,29 +114,8 @@ def load_spec_data(config: str | None, arch: str | None, overrides: Sequence[str
     return data
 
 
-def _finite(obj: Any) -> Any:
-    """NaN / inf as null, so the output is strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Mapping):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
-def write_atomic(path: str | Path, text: str | bytes) -> None:
-    """Write to a temp file beside ``path`` and rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode() if isinstance(text, str) else text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _progress(spec: Any, metrics: Mapping[str, float]) -> str:
@@ -205,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         **result.as_dict(),
         "spec": to_dict(spec),
     }
-    text = json.dumps(_finite(out), indent=2)
+    text = json.dumps(finite(out), indent=2)
     print(text)
     if args.json:
         write_atomic(args.json, text + "\n")

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
+from procs import descendants, kill_pids, processes_mentioning
 
 import mlflow
 
@@ -54,47 +55,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _processes_mentioning(text: str) -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if text.encode() in f.read():
-                    found.add(int(entry))
-        except OSError:
-            continue
-    return found
-
-
-def _descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (Ray's trial workers leave its process group and rename
-    themselves ``ray::...``, so neither the group nor the command line finds them)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in out:
-                out.add(child)
-                todo.append(child)
-    return out
-
-
 def _kill_node(proc: subprocess.Popen) -> None:
     """A node failure: SIGKILL ``ray start --block``'s process group and everything below it."""
-    below = _descendants(proc.pid)
+    below = descendants(proc.pid)
     _kill_group(proc)
-    _kill_pids(below)
+    kill_pids(below)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -107,14 +72,6 @@ def _kill_group(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         pass
-
-
-def _kill_pids(pids: set[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @dataclass
@@ -190,7 +147,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 _kill_node(proc)
         time.sleep(0.5)
         for temp in (worker_tmp, head_tmp):
-            _kill_pids(_processes_mentioning(temp))  # raylets, agents, workers left behind
+            kill_pids(processes_mentioning(temp))  # raylets, agents, workers left behind
         shutil.rmtree(head_tmp, ignore_errors=True)
         shutil.rmtree(worker_tmp, ignore_errors=True)
 
@@ -282,7 +239,7 @@ def test_worker_node_killed_mid_sweep_completes_on_the_head(cluster, tmp_path):
                 time.sleep(0.05)
         assert victim is not None, f"no trial seen mid-training on the worker:\n{sweep.log.read_text()}"
         _kill_node(cluster.worker)  # the raylet, its agents and the trial's worker process
-        _kill_pids(_processes_mentioning(cluster.worker_tmp))
+        kill_pids(processes_mentioning(cluster.worker_tmp))
     finally:
         log = _finish(proc, sweep)
     assert proc.returncode == 0, log

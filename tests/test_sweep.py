@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from procs import descendants, kill_pids, processes_mentioning
 
 import mlflow
 from launchers.sweep import configure_environment, main
@@ -332,48 +333,6 @@ def test_unwritable_local_store_exits_2(sweep, tmp_path):
 # --- interruption -------------------------------------------------------------------------------
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in out:
-                out.add(child)
-                todo.append(child)
-    return out
-
-
-def _processes_mentioning(text: str) -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if text.encode() in f.read():
-                    found.add(int(entry))
-        except OSError:
-            continue
-    return found
-
-
-def _kill(pids: set[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 def _start(space: Path, sweep: Sweep, ray_tmp: str, log: Path) -> subprocess.Popen:
     """The launcher as its own process, with its own local Ray under ``ray_tmp``; its output
     goes to ``log`` (a pipe nobody reads could fill up and stall it)."""
@@ -416,11 +375,11 @@ def test_ctrl_c_exits_130_and_shuts_ray_down(ray_session, sweep, tmp_path):
         assert proc.returncode == 130, err
         assert "continue with --resume" in err and "Traceback" not in err
         time.sleep(1.0)
-        assert not _processes_mentioning(ray_tmp), "Ray processes outlived the driver"
+        assert not processes_mentioning(ray_tmp), "Ray processes outlived the driver"
     finally:
         if proc.poll() is None:
             proc.kill()
-        _kill(_processes_mentioning(ray_tmp))
+        kill_pids(processes_mentioning(ray_tmp))
         shutil.rmtree(ray_tmp, ignore_errors=True)
     parent, children = sweep.runs("ctrlc")
     assert parent.status == "KILLED" and parent["tags.resbench.status"] == "interrupted"
@@ -453,12 +412,12 @@ def test_sigkill_then_resume_tracks_each_trial_once(ray_session, sweep, tmp_path
         _wait_for(proc, some_finished)
         assert 1 <= finished < 4, log.read_text()
     finally:
-        leftovers = _descendants(proc.pid)
+        leftovers = descendants(proc.pid)
         proc.kill()  # SIGKILL: no cleanup at all
         proc.wait()
-        _kill(leftovers)
+        kill_pids(leftovers)
         time.sleep(0.5)
-        _kill(_processes_mentioning(ray_tmp))  # anything Ray spawned meanwhile
+        kill_pids(processes_mentioning(ray_tmp))  # anything Ray spawned meanwhile
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
     rc, out, err = sweep(space, "--resume", "auto")  # what a retried cluster job runs

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 import pytest
+from procs import kill_pids, processes_mentioning
 
 import mlflow
 from launchers.sweep import main
@@ -142,30 +143,6 @@ def test_a_killed_worker_is_reported_as_such(fault_sweep):
 # --- the driver is killed and the sweep resumed --------------------------------------------
 
 
-def _processes_mentioning(text: str) -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if text.encode() in f.read():
-                    found.add(int(entry))
-        except OSError:
-            continue
-    return found
-
-
-def _kill(pids: set[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-# Kills real processes at a moment chosen by polling: on a loaded 2-core machine the
-# moment can be missed, so a failed run is retried before it counts.
 @pytest.mark.flaky(reruns=2, reruns_delay=2)
 @pytest.mark.slow  # ~1 min; tests/test_sweep.py covers a plain driver SIGKILL + --resume fast
 def test_driver_sigkill_mid_epoch_then_resume_with_failed_trials(ray_session, tmp_path, capsys):
@@ -210,7 +187,7 @@ def test_driver_sigkill_mid_epoch_then_resume_with_failed_trials(ray_session, tm
         proc.kill()
         proc.wait()
         time.sleep(0.5)
-        _kill(_processes_mentioning(ray_tmp))
+        kill_pids(processes_mentioning(ray_tmp))
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
     capsys.readouterr()
