@@ -61,9 +61,11 @@ PROBE_TIMEOUT_S = 5.0
 
 def quiet_store_logs() -> None:
     """Silence MLflow's INFO lines about creating / migrating the database (mlflow sets its
-    logger level on import, so this runs after it)."""
+    logger level on import, so this runs after it) and its per-download artifact progress bars
+    (a report downloads a few small JSON files); a user's explicit setting wins."""
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def clip_error(error: str, limit: int = _MAX_TAG) -> str:

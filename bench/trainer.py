@@ -44,11 +44,12 @@ EPOCH_METRICS = {
     "val_acc": "top-1 on the validation split",
     "val_top5": "top-5 on the validation split",
     "best_val_acc": "best val_acc so far",
-    "epoch_time_s": "wall time of the epoch: training and validation",
+    "epoch_time_s": "wall time of the epoch: training and evaluation",
     "grad_norm/<group>": "gradient L2 norm of stem / stageS.blockB / head on the epoch's last batch",
 }
 FINAL_METRICS = {
-    "test_loss": "cross-entropy on the test split (when train.eval_test)",
+    "test_loss": "cross-entropy on the test split (when train.eval_test; also per epoch, in the "
+                 "history, on the epochs train.test_every selects)",
     "test_acc": "top-1 on the test split",
     "test_top5": "top-5 on the test split",
     "params": "parameters", "macs": "multiply-accumulates per image", "activations": "conv/linear outputs per image",
@@ -101,6 +102,9 @@ class TrainSpec:
     device: Literal["auto", "cpu", "cuda"] = doc("auto: cuda when available", default="auto")
     threads: int = doc("torch intra-op threads; 0 = leave torch's setting", default=0)
     eval_test: bool = doc("evaluate the test split at the end (final numbers)", default=True)
+    test_every: int = doc(
+        "also evaluate the test split every N epochs, for test-error curves (He et al. Fig. 6); "
+        "0 = only at the end. Search still optimises the validation split", default=0)
 
     def __post_init__(self) -> None:
         checks = {
@@ -118,6 +122,7 @@ class TrainSpec:
             "final_lr": 0 <= self.final_lr <= 1,
             "grad_clip": self.grad_clip >= 0,
             "threads": self.threads >= 0,
+            "test_every": self.test_every >= 0,
             "betas": len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
             "milestones": all(0 < m < 1 for m in self.milestones),
         }
@@ -127,6 +132,7 @@ class TrainSpec:
             "warmup_epochs": f"in [0, epochs={self.epochs})", "gamma": "in (0, 1]",
             "onecycle_peak": "in (0, 1)", "onecycle_div": ">= 1", "final_lr": "in [0, 1]",
             "grad_clip": ">= 0 (0 = off)", "threads": ">= 0 (0 = torch's default)",
+            "test_every": ">= 0 (0 = test only at the end)",
             "betas": "two numbers in [0, 1)", "milestones": "fractions in (0, 1)",
         }
         for key, ok in checks.items():
@@ -290,7 +296,7 @@ def _to_cpu(obj: Any) -> Any:
 # Keys that may differ between a checkpoint and the resuming spec (execution details).
 _RESUME_FREE = {
     "name", "train.device", "train.threads", "train.compile", "train.compile_mode",
-    "train.eval_test", "train.eval_batch_size", "data.root", "data.cache_dir", "data.download",
+    "train.eval_test", "train.test_every", "train.eval_batch_size", "data.root", "data.cache_dir", "data.download",
 }
 
 
@@ -449,7 +455,10 @@ class _Trial:
     def final_metrics(self) -> dict[str, float]:
         spec = self.spec
         out: dict[str, float] = {}
-        if spec.train.eval_test:
+        last = self.history[-1] if self.history else {}
+        if "test_acc" in last and last.get("epoch") == float(self.epoch):
+            out.update({k: last[k] for k in ("test_loss", "test_acc", "test_top5")})  # this epoch's
+        elif spec.train.eval_test:
             out.update(self.evaluate("test"))
         c = cost(self.arch)
         out.update(params=float(c.params), macs=float(c.macs), activations=float(c.activations))
@@ -514,6 +523,9 @@ def train(spec: TrialSpec, report: ReportFn | None = None, resume: Mapping[str, 
                     return _diverged(trial, env, f"validation loss became {m['val_loss']} in epoch {trial.epoch + 1}")
                 trial.best_val_acc = max(trial.best_val_acc, m["val_acc"])
                 m["best_val_acc"] = trial.best_val_acc
+            every = spec.train.test_every
+            if every and (trial.epoch + 1) % every == 0:
+                m.update(trial.evaluate("test"))
             m["epoch_time_s"] = time.perf_counter() - epoch_start
             trial.epoch += 1
             trial.history.append(m)

@@ -63,6 +63,8 @@ RAY_KEYS = frozenset({
     "experiment_id", "episodes_total", "timesteps_total", "timesteps_since_restore",
 })
 PER_EPOCH = frozenset({"epoch", "lr", *EPOCH_METRICS})
+# Test metrics of the epochs ``train.test_every`` selects; the last epoch's are final metrics.
+TEST_CURVE = frozenset({"test_loss", "test_acc", "test_top5"})
 WORST_MAX = -1.0  # accuracies and throughputs are >= 0
 WORST_MIN = 1e30
 CHECKPOINT_FILE = "state.pt"
@@ -309,15 +311,20 @@ def _numeric(result: Mapping[str, Any]) -> dict[str, float]:
 
 
 def epoch_metrics(result: Mapping[str, Any]) -> dict[str, float]:
-    """Per-epoch keys of a result (history: loss, accuracy, lr, grad norms)."""
+    """Per-epoch keys of a result (history: loss, accuracy, lr, grad norms, and test metrics of
+    an epoch before the last: the final report's go with the final metrics, logged once)."""
+    final = STATUS_KEY in result
     return {k: v for k, v in _numeric(result).items()
-            if k in PER_EPOCH or k.startswith("grad_norm/")}
+            if k in PER_EPOCH or k.startswith("grad_norm/") or (k in TEST_CURVE and not final)}
 
 
 def final_metrics(result: Mapping[str, Any]) -> dict[str, float]:
-    """Keys known once per trial (cost, test accuracy, throughput, latency, times)."""
+    """Keys known once per trial (cost, test accuracy, throughput, latency, times); the test
+    metrics of a result that is not the final report were logged with its epoch already."""
+    final = STATUS_KEY in result
     return {k: v for k, v in _numeric(result).items()
-            if k not in PER_EPOCH and not k.startswith("grad_norm/")}
+            if k not in PER_EPOCH and not k.startswith("grad_norm/")
+            and (final or k not in TEST_CURVE)}
 
 
 def trial_kind(config: Mapping[str, Any]) -> str:

@@ -45,10 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from bench.report import default_stem, report_paths, write_report
-    from bench.tracking import default_tracking_uri, repo_root
+    from bench.tracking import default_tracking_uri, quiet_store_logs, repo_root
 
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
     out = args.out or str(repo_root() / "reports" / f"{default_stem(args.experiment)}.html")
+    quiet_store_logs()
     try:
         path = write_report(uri, args.experiment, out, sweeps=args.sweep)
     except ConfigError as exc:

@@ -514,7 +514,14 @@ def import_results(path: str | Path, tracking_uri: str | None = None,
                    f"| measured: {r['measured']}" for i, r in enumerate(rows)})
     texts = {"verdict.md": f"# {data.get('title', name)}\n\n{data.get('claim', '')}\n\n"
                            f"{verdict_markdown(rows)}\n",
-             "study.json": json.dumps(data, indent=2)}
+             "study.json": json.dumps(data, indent=2),
+             # What the report's "Claims" section reads (bench.report.fetch.VERDICT_ARTIFACT).
+             "verdict.json": json.dumps({
+                 "study": name, "form": form, "title": data.get("title", name),
+                 "claim": data.get("claim", ""), "citation": data.get("citation", ""),
+                 "device": data.get("device", ""), "wall_time_s": data.get("wall_time_s"),
+                 "command": data.get("command", ""), "note": data.get("note", ""),
+                 "rows": rows}, indent=2)}
     parent = tracker.start_sweep(sweep_id, f"{name} ({form}, {data.get('device', '?')})", tags,
                                  params, texts)
     imported = already = 0

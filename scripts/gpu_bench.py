@@ -12,7 +12,7 @@ Parts (``--parts``, default all):
   d  1, 2 and 4 ResNet-20 trials as separate processes on one GPU at once: aggregate images/s;
   e  torch.compile (mode reduce-overhead = CUDA graphs) and larger batch sizes for one trial.
 
-    python scripts/gpu_bench.py --tarball ../shared/datasets/cifar10-jpeg.tar.gz --out bench.json
+    python scripts/gpu_bench.py --tarball .data/cifar10-jpeg.tar.gz --out bench.json
     python scripts/gpu_bench.py --data /path/to/cifar10-jpeg --parts a,b,c
     python scripts/gpu_bench.py --tarball ... --cpu-smoke          # tiny end-to-end check on CPU
 
@@ -130,7 +130,7 @@ def dataset_root(args: argparse.Namespace, scratch: Path) -> Path:
     if args.data:
         root = Path(args.data)
     else:
-        tarball = Path(args.tarball or REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz")
+        tarball = Path(args.tarball or REPO / ".data" / "cifar10-jpeg.tar.gz")
         if not tarball.is_file():
             sys.exit(f"error: no dataset: pass --data DIR (extracted) or --tarball FILE (missing: {tarball})")
         start = time.perf_counter()

@@ -11,7 +11,7 @@
 #   SMOKE=1 scripts/gpu_studies.sh                      # the tiny CPU forms (checks this script)
 #
 # Environment: PYTHON (default: .venv/bin/python if present, else python), TARBALL (default:
-# .data/cifar10-jpeg.tar.gz, else ../shared/datasets/cifar10-jpeg.tar.gz), DATA_ROOT (an
+# .data/cifar10-jpeg.tar.gz), DATA_ROOT (an
 # extracted tree instead of the tarball), OUT (results folder, default results), MAX_MINUTES
 # (per study: trials that would start later are skipped, default 8), TOTAL_MINUTES (studies
 # that would start later are skipped, default 70), STUDY_ARGS (more launcher arguments, e.g.
@@ -48,9 +48,7 @@ if [[ -n "${DATA_ROOT:-}" ]]; then
   ROOT=$DATA_ROOT
 else
   if [[ -z "${TARBALL:-}" ]]; then
-    for cand in .data/cifar10-jpeg.tar.gz ../shared/datasets/cifar10-jpeg.tar.gz; do
-      if [[ -f $cand ]]; then TARBALL=$cand; break; fi
-    done
+    TARBALL=.data/cifar10-jpeg.tar.gz
   fi
   if [[ -z "${TARBALL:-}" || ! -f $TARBALL ]]; then
     echo "error: no dataset: set TARBALL=cifar10-jpeg.tar.gz or DATA_ROOT=<extracted tree>" >&2

@@ -466,6 +466,80 @@ def test_writing_is_atomic(hand: str, tmp_path: Path, monkeypatch: pytest.Monkey
     assert len(report_paths(only)[2].read_text().strip().splitlines()) == 1 + 1
 
 
+def _study_results(form: str, claim: str) -> dict[str, Any]:
+    """A study results file as ``launchers.study`` writes it: two trials, three verdict rows."""
+    hist = [{"epoch": float(e), "train_loss": 2.0 / e, "train_acc": 40.0 + 10 * e,
+             "test_loss": 1.5 / e, "test_acc": 30.0 + 10 * e} for e in (1, 2, 3)]
+
+    def trial(role: str, family: str, depth: int) -> dict[str, Any]:
+        return {"role": role, "label": f"{role}-w16", "status": "completed", "message": "",
+                "spec": {"arch": {"family": family, "depth": depth, "skip": "none" if family
+                                  == "plain" else "projection"}, "train": {"test_every": 1}},
+                "metrics": {**hist[-1], "params": 1000.0, "macs": 1e6}, "history": hist,
+                "diagnostics": {}, "env": {}, "wall_time_s": 3.0}
+
+    return {"format": 1, "study": "degradation", "title": f"Degradation {HOSTILE}",
+            "form": form, "claim": claim, "citation": "He et al. 2016", "device": "NVIDIA H100",
+            "command": "python -m launchers.study degradation --tarball cifar10-jpeg.tar.gz",
+            "started": "2026-11-26T10:00:00+00:00", "wall_time_s": 312.0,
+            "trials": [trial("plain20", "plain", 20), trial("resnet20", "resnet", 20)],
+            "verdict": [
+                {"claim": f"plain-56 trains worse {HOSTILE}", "paper": "0.75 vs 0.36",
+                 "measured": "0.71 vs 0.33", "verdict": "consistent", "note": ""},
+                {"claim": "ResNet-56 beats ResNet-20", "paper": "6.97% vs 8.75%",
+                 "measured": "12.1% vs 12.0%", "verdict": "not consistent", "note": "one seed"},
+                {"claim": "plain-110 fails", "paper": "> 60%", "measured": "n/a",
+                 "verdict": "not measured", "note": ""}]}
+
+
+def test_study_claims_section_in_chromium(tmp_path: Path, browser: Any) -> None:
+    from launchers import study as study_cli
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    for form in ("gpu", "smoke"):
+        path = tmp_path / f"{form}.json"
+        results = _study_results(form, f"Deeper plain nets train worse ({form})")
+        if form == "smoke":
+            results["started"] = "2026-11-26T11:00:00+00:00"
+        path.write_text(json.dumps(results))
+        assert study_cli.main(["import", str(path), "--tracking-uri", uri]) == 0
+    out = write_report(uri, ["study-degradation"], tmp_path / "study.html")
+    html_text = out.read_text()
+    assert HOSTILE not in html_text
+    md = report_paths(out)[1].read_text()
+    assert "## Claims: papers vs resbench" in md and "| ResNet-56 beats ResNet-20 |" in md
+    o = open_report(browser, out)
+    check_renders(o)
+    page = o.page
+    # the claims come first, one table per imported study (GPU form and smoke form)
+    ids = page.evaluate("() => Array.from(document.querySelectorAll('section')).map(s => s.id)")
+    assert ids[:2] == ["overview", "claims"]
+    claims = page.locator("#claims")
+    assert claims.locator("table").count() == 2
+    text_ = claims.inner_text()
+    assert f"Degradation {HOSTILE}" in text_ and f"plain-56 trains worse {HOSTILE}" in text_
+    assert "Deeper plain nets train worse (gpu)" in text_ and "device: NVIDIA H100" in text_
+    assert "wall time: 312 s" in text_ and "--tarball cifar10-jpeg.tar.gz" in text_
+    assert text_.count("Smoke form") == 1
+    first = claims.locator("table").first
+    assert first.locator("tbody tr").count() == 3
+    assert first.locator(".v-ok").inner_text() == "consistent"
+    assert first.locator(".v-bad").inner_text() == "not consistent"
+    # per-epoch test accuracy reaches the degradation figure (test, not validation, error)
+    assert "test error (bold)" in page.locator("#degradation").inner_text()
+    page.close()
+
+
+def test_verdict_artifact_shape_is_checked() -> None:
+    from bench.report.fetch import verdict_of
+
+    assert verdict_of(None) is None and verdict_of({"rows": "x"}) is None
+    got = verdict_of({"title": "t", "rows": [{"claim": "c", "paper": "p", "measured": 1,
+                                              "verdict": "info"}, {"claim": "no verdict"}, 3]})
+    assert got == {"title": "t", "rows": [{"claim": "c", "paper": "p", "measured": "1",
+                                           "verdict": "info", "note": ""}]}
+
+
 # --- the real sweep -----------------------------------------------------------------------------------
 
 

@@ -138,7 +138,8 @@ def test_quickstart_sized_sweep_end_to_end(ray_session, sweep):
     rc, out, err = sweep(
         REPO / "search_spaces" / "quickstart.yaml", "--set", "dataset.subset=300",
         "--set", "dataset.image_size=8", "--set", "train.epochs=3", "--set", "arch.width=4",
-        "--set", "search.num_samples=4", "--set", "scheduler.grace_period=1")
+        "--set", "search.num_samples=4", "--set", "scheduler.grace_period=1",
+        "--set", "train.test_every=1")
     assert rc == 0, err
     assert f"mlflow ui --backend-store-uri {sweep.uri}" in out
     assert "top " in out and "by val_acc (max)" in out
@@ -169,6 +170,8 @@ def test_quickstart_sized_sweep_end_to_end(ray_session, sweep):
         if child["tags.resbench.status"] == "completed":
             assert steps == [1, 2, 3] and child["metrics.test_acc"] >= 0
             assert history(sweep.uri, child.run_id, "train_loss") == [1, 2, 3]
+        # train.test_every=1: a test point per epoch, each logged once (the last as a final)
+        assert history(sweep.uri, child.run_id, "test_acc") == steps
     assert (children["tags.resbench.status"] == "completed").any()
 
     assert repo_snapshot() == before, "the sweep wrote into the checkout"

@@ -45,6 +45,21 @@ def test_reports_every_epoch_with_stable_metric_names(tiny_trial) -> None:
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
+def test_test_split_every_n_epochs(tiny_trial) -> None:
+    every = train(tiny_trial(train={"epochs": 3, "test_every": 1}))
+    assert all({"test_loss", "test_acc", "test_top5"} <= set(h) for h in every.history)
+    assert every.metrics["test_acc"] == every.history[-1]["test_acc"]  # the last epoch's, not re-run
+    plain = train(tiny_trial(train={"epochs": 3}))
+    assert not any("test_acc" in h for h in plain.history)
+    assert [h["train_loss"] for h in plain.history] == [h["train_loss"] for h in every.history]
+    assert plain.metrics["test_acc"] == every.metrics["test_acc"]  # evaluation changes nothing
+    second = train(tiny_trial(train={"epochs": 3, "test_every": 2}))
+    assert ["test_acc" in h for h in second.history] == [False, True, False]
+    assert second.metrics["test_acc"] == plain.metrics["test_acc"]  # still measured at the end
+    with pytest.raises(ConfigError, match="test_every"):
+        tiny_trial(train={"test_every": -1})
+
+
 def test_same_seed_same_loss_curve_on_cpu(tiny_trial) -> None:
     spec = tiny_trial(train={"epochs": 2, "seed": 3})
     a, b = train(spec), train(spec)

@@ -19,12 +19,16 @@ from bench.errors import ConfigError, ResbenchError, did_you_mean
 from bench.tracking import TAG_SWEEP, Tracker, local_store
 
 # Per-epoch metrics whose whole history is read (the rest only as their last value).
-CURVE_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc")
+CURVE_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_acc")
 GRAD_PREFIX = "grad_norm/"
 LESION_PREFIX = "lesion/"
 # Artifacts that may hold a trial's lesion study (the dict of bench.diagnostics.lesion_study,
 # alone or under a "lesion" key).
 LESION_ARTIFACTS = ("lesion.json", "diagnostics.json")
+# A study's verdict on its parent run (written by ``launchers.study import``): title, claim,
+# citation, form, device, command and ``rows`` of claim / paper / measured / verdict / note.
+VERDICT_ARTIFACT = "verdict.json"
+VERDICT_KEYS = ("claim", "paper", "measured", "verdict")
 _PAGE = 1000
 _THREADS = 4
 
@@ -119,22 +123,35 @@ def lesion_from_metrics(metrics: dict[str, float]) -> dict[str, Any] | None:
     return out if ("baseline" in out or out["single"] or out["random_k_mean"]) else None
 
 
+def _json_artifact(client: Any, run_id: str, name: str) -> Any:
+    """The parsed JSON artifact ``name`` of a run, or None when absent or unreadable."""
+    if name not in {f.path for f in client.list_artifacts(run_id)}:
+        return None
+    with tempfile.TemporaryDirectory(prefix="resbench-report-") as d:
+        path = client.download_artifacts(run_id, name, d)
+        try:
+            return json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+
 def _lesion_artifact(client: Any, run_id: str) -> dict[str, Any] | None:
-    names = {f.path for f in client.list_artifacts(run_id)}
     for name in LESION_ARTIFACTS:
-        if name not in names:
-            continue
-        with tempfile.TemporaryDirectory(prefix="resbench-report-") as d:
-            path = client.download_artifacts(run_id, name, d)
-            try:
-                data = json.loads(Path(path).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
+        data = _json_artifact(client, run_id, name)
         if isinstance(data, dict) and isinstance(data.get("lesion"), dict):
             data = data["lesion"]
         if isinstance(data, dict) and ("single" in data or "random_k_mean" in data):
             return data
     return None
+
+
+def verdict_of(data: Any) -> dict[str, Any] | None:
+    """A verdict artifact's content when it has the expected shape (rows as dicts of strings)."""
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        return None
+    rows = [{k: str(r.get(k, "")) for k in (*VERDICT_KEYS, "note")} for r in data["rows"]
+            if isinstance(r, dict) and all(k in r for k in VERDICT_KEYS)]
+    return {**{k: v for k, v in data.items() if k != "rows"}, "rows": rows}
 
 
 def _run_dict(client: Any, run: Any, experiment: str) -> dict[str, Any]:
@@ -156,6 +173,11 @@ def _run_dict(client: Any, run: Any, experiment: str) -> dict[str, Any]:
         "lesion": None,
     }
     if data.tags.get("resbench.role") == "sweep":
+        if data.tags.get("resbench.study"):
+            try:
+                out["verdict"] = verdict_of(_json_artifact(client, info.run_id, VERDICT_ARTIFACT))
+            except Exception:  # noqa: BLE001 - an unreadable artifact store only loses the claims
+                out["verdict"] = None
         return out
     keys = [k for k in metrics if k in CURVE_KEYS or k.startswith(GRAD_PREFIX)]
     out["history"] = _history(client, info.run_id, keys)
@@ -219,6 +241,7 @@ __all__ = [
     "fetch_experiment_runs",
     "is_sweep",
     "lesion_from_metrics",
+    "verdict_of",
     "list_experiments",
     "redact_uri",
 ]

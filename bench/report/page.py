@@ -86,8 +86,11 @@ tbody tr:nth-child(even){background:#fafafa}code,pre{font-size:.8rem}
 pre{white-space:pre-wrap;max-height:20rem;overflow:auto;background:#f6f6f6;padding:.4rem}
 figure{margin:1rem 0}figure svg{max-width:100%;height:auto}
 figcaption{color:#555;font-size:.85rem}.note{color:#555}.warn{color:#9a3412}
+.v-ok{color:#166534;font-weight:600}.v-bad{color:#b91c1c;font-weight:600}h3{font-size:1rem}
 """
 ACC_TITLE = {"val_acc": "val acc (%)", "test_acc": "test acc (%)"}
+# How a study's verdict reads on the page (the values of bench.studies.VERDICTS).
+VERDICT_CLASS = {"consistent": "v-ok", "not consistent": "v-bad", "not measured": "warn"}
 
 
 def csp(script: str) -> str:
@@ -179,6 +182,46 @@ class Builder:
         return f'<figure class="plot">{svg}<figcaption>{_e(caption)}</figcaption></figure>'
 
     # -- sections ----------------------------------------------------------------------------
+
+    def claims(self) -> Section | None:
+        """Each imported study's verdict: the claim, the paper's number and resbench's side by
+        side, with the device, form and the command that reproduces it."""
+        studies = [s for s in self.sweeps if s.get("verdict")]
+        if not studies:
+            return None
+        parts_html, parts_md = [], []
+        for i, s in enumerate(sorted(studies, key=lambda s: (s["experiment"], s["start_time"] or 0))):
+            v = s["verdict"]
+            form = str(v.get("form") or "")
+            secs = v.get("wall_time_s")
+            facts = [f"form: {form or '?'}", f"device: {v.get('device') or '?'}"]
+            if isinstance(secs, (int, float)) and math.isfinite(secs):
+                facts.append(f"wall time: {secs:.0f} s")
+            t = Table(f"claims-{i + 1}", ["claim", "paper", "resbench", "verdict", "note"])
+            for r in v["rows"]:
+                cls = VERDICT_CLASS.get(r["verdict"], "")
+                mark = f'<span class="{cls}">{_e(r["verdict"])}</span>' if cls else None
+                t.rows.append([text(r["claim"]), text(r["paper"]), text(r["measured"]),
+                               text(r["verdict"], markup=mark), text(r["note"])])
+            head = f"{v.get('title') or s['run_name']}"
+            lines = [f"<h3>{_e(head)}</h3>"]
+            if v.get("claim"):
+                lines.append(f"<p>{_e(v['claim'])}</p>")
+            lines.append(f"<p class='note'>{_e('; '.join(facts))}"
+                         + (f" · {_e(v['citation'])}" if v.get("citation") else "") + "</p>")
+            if form == "smoke":
+                lines.append("<p class='warn'>Smoke form: tiny stand-ins on a CPU that test the "
+                             "code path; its numbers say nothing about the claim.</p>")
+            lines.append(to_html(t))
+            if v.get("command"):
+                lines.append(f"<p class='note'>Reproduce: <code>{_e(v['command'])}</code></p>")
+            parts_html.append("".join(lines))
+            md = [f"### {_md(head)}", _md("; ".join(facts)), to_markdown(t)]
+            if v.get("command"):
+                md.append(f"Reproduce: `{v['command']}`")
+            parts_md.append("\n\n".join(md))
+        return Section("claims", "Claims: papers vs resbench", "".join(parts_html),
+                       "\n\n".join(parts_md))
 
     def overview(self) -> Section:
         lines_html, lines_md = [], []
@@ -297,8 +340,10 @@ class Builder:
              "plain networks)."),
             ("degradation", "Degradation: plain vs residual", plots.degradation,
              (self.groups, self.names),
-             "He et al. 2016, Fig. 1 and 6: training error (dashed) and validation error (bold) "
-             "per epoch, plain networks (skip none) against residual ones, one line per depth. "
+             "He et al. 2016, Fig. 1 and 6: training error (dashed) and held-out error (bold: "
+             "test error when every net has per-epoch test points, train.test_every, else "
+             "validation error) per epoch, plain networks (skip none) against residual ones, "
+             "one line per depth. "
              "Degradation shows as deeper plain nets training worse than shallower ones."),
             ("depth", "Error vs depth", plots.error_vs_depth, (self.groups, self.acc),
              f"{self.acc.replace('_acc', '')} error (100 - accuracy) against depth for each "
@@ -462,7 +507,7 @@ def build_report(runs: Sequence[dict[str, Any]], experiments: Sequence[str],
     """The report of ``runs`` (``bench.report.fetch.fetch_experiment_runs`` dicts) of the named
     experiments. Pure: no MLflow, no files."""
     b = Builder(runs, experiments, tracking_uri)
-    sections = [b.overview(), *b.tables(), b.pareto(), *b.figures(), b.families(),
+    sections = [b.overview(), b.claims(), *b.tables(), b.pareto(), *b.figures(), b.families(),
                 *b.diagnostics(), b.failures(), b.sweeps_section()]
     sections = [s for s in sections if s is not None]
     when = (generated or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")

@@ -226,6 +226,8 @@ def degradation(groups: Sequence[Group], names: Names) -> Figure | None:
     depths = sorted({g.first.depth or 0 for g in res})
     cmap = mpl.colormaps["viridis"]
     color = {d: cmap(0.85 * i / max(1, len(depths) - 1)) for i, d in enumerate(depths)}
+    # Test-error curves (train.test_every, as in He et al. Fig. 6) when every net has them.
+    held = "test" if all(len(g.mean_curve("test_acc")) > 1 for g in res) else "val"
     fig = Figure(figsize=(min(15, 5 * len(titles)), 3.8), layout="constrained")
     axes = fig.subplots(1, len(titles), sharey=True, squeeze=False)[0]
     for ax, title in zip(axes, titles, strict=True):
@@ -233,15 +235,16 @@ def degradation(groups: Sequence[Group], names: Names) -> Figure | None:
             c = color[g.first.depth or 0]
             train = g.mean_curve("train_acc")
             ax.plot([p[0] for p in train], [100 - p[1] for p in train], "--", color=c, lw=1)
-            val = g.mean_curve("val_acc")
-            if val:
-                ax.plot([p[0] for p in val], [100 - p[1] for p in val], "-", color=c, lw=2,
+            curve = g.mean_curve(f"{held}_acc")
+            if curve:
+                ax.plot([p[0] for p in curve], [100 - p[1] for p in curve], "-", color=c, lw=2,
                         label=names[id(g)])
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.legend(loc="upper right")
     axes[0].set_ylabel("error (%)")
-    fig.suptitle("training error (dashed) and validation error (bold) vs epoch, mean over seeds")
+    which = "test" if held == "test" else "validation"
+    fig.suptitle(f"training error (dashed) and {which} error (bold) vs epoch, mean over seeds")
     return fig
 
 
