@@ -232,8 +232,9 @@ def json_schema(cls: type) -> dict[str, Any]:
             if name not in defs:
                 defs[name] = {}  # placeholder against recursion
                 props, required = {}, []
+                hints = field_types(tp)
                 for f in dataclasses.fields(tp):
-                    sub = schema(field_types(tp)[f.name])
+                    sub = schema(hints[f.name])
                     if f.default is not dataclasses.MISSING and _jsonable(f.default):
                         sub = {**sub, "default": to_dict(f.default)}
                     doc = (f.metadata or {}).get("doc")

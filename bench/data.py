@@ -69,10 +69,7 @@ class DataSpec:
     download: bool = doc("cifar: download into root (or cache_dir) when no copy is found", default=False)
 
     def __post_init__(self) -> None:
-        try:
-            DATASETS.get(self.name)  # ConfigError listing the valid names
-        except ConfigError as exc:
-            raise exc.at("name") from None
+        DATASETS.get(self.name, "name")  # ConfigError listing the valid names
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"must be in [0, 1), got {self.val_fraction}", "val_fraction")
         for key in ("subset", "test_subset", "image_size"):

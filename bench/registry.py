@@ -6,7 +6,7 @@ the valid ones, so user code can extend any axis with ``register_block(...)`` an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 from bench.errors import ConfigError, unknown
@@ -31,26 +31,18 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
-    def decorator(self, name: str, **kwargs) -> Callable[[T], T]:
-        """``@REG.decorator("name")`` form of ``register``."""
-
-        def wrap(entry: T) -> T:
-            self.register(name, entry, **kwargs)
-            return entry
-
-        return wrap
-
     def unregister(self, name: str) -> T:
         """Remove and return an entry (e.g. a block a test or plugin registered)."""
         entry = self.get(name)
         del self._entries[name]
         return entry
 
-    def get(self, name: str) -> T:
+    def get(self, name: str, path: str = "") -> T:
+        """The entry; an unknown name raises a ConfigError at key ``path`` listing the valid ones."""
         try:
             return self._entries[name]
         except (KeyError, TypeError):
-            raise unknown(self.kind, name, self._entries) from None
+            raise unknown(self.kind, name, self._entries).at(path) from None
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -266,6 +266,54 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@dataclass(frozen=True)
+class Execution:
+    """Where and how a trial's model runs: the device, bf16 autocast, channels_last."""
+
+    device: torch.device
+    bf16: bool
+    channels_last: bool
+
+
+def execution(t: TrainSpec) -> Execution:
+    """The execution a TrainSpec asks for (auto: bf16 on CUDA only, channels_last on both); sets
+    the process's intra-op threads (``threads``) and cuDNN autotuning on CUDA."""
+    device = resolve_device(t.device)
+    cuda = device.type == "cuda"
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    return Execution(
+        device,
+        bf16=t.precision == "bf16" or (t.precision == "auto" and cuda),
+        channels_last=True if t.channels_last == "auto" else bool(t.channels_last),
+    )
+
+
+def measure_model(model: nn.Module, arch: ArchSpec, ex: Execution, m: MeasureSpec) -> dict[str, float]:
+    """``bench.measure.benchmark`` of ``model`` with the arch's input and the trial's execution."""
+    return benchmark(
+        model, (arch.in_chans, arch.input_size, arch.input_size), ex.device,
+        batch_size=m.batch_size, warmup=m.warmup, iters=m.iters,
+        precision="bf16" if ex.bf16 else "fp32", channels_last=ex.channels_last,
+        latency_iters=m.latency_iters, train_step=m.train_step, num_classes=arch.num_classes,
+    )
+
+
+def measure_untrained(spec: TrialSpec) -> dict[str, float]:
+    """Params, MACs, throughput, latency and memory of the untrained model (a measurement-only
+    trial: no data, no training)."""
+    ex = execution(spec.train)
+    torch.manual_seed(spec.train.seed)
+    model = build_model(spec.arch).to(ex.device)
+    if ex.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    out = {k: float(v) for k, v in cost(spec.arch).as_dict().items()}
+    out.update(measure_model(model, spec.arch, ex, spec.measure))
+    return out
+
+
 def make_optimizer(model: nn.Module, spec: TrainSpec, device: torch.device) -> torch.optim.Optimizer:
     """SGD or AdamW; 1-d parameters (BN, biases) get no weight decay unless decay_bn_bias."""
     decay, no_decay = [], []
@@ -321,14 +369,9 @@ class _Trial:
     def __init__(self, spec: TrialSpec) -> None:
         t = spec.train
         self.spec = spec
-        self.device = resolve_device(t.device)
+        self.ex = execution(t)
+        self.device, self.bf16, self.channels_last = self.ex.device, self.ex.bf16, self.ex.channels_last
         cuda = self.device.type == "cuda"
-        if t.threads:
-            torch.set_num_threads(t.threads)
-        if cuda:
-            torch.backends.cudnn.benchmark = True
-        self.bf16 = t.precision == "bf16" or (t.precision == "auto" and cuda)
-        self.channels_last = True if t.channels_last == "auto" else bool(t.channels_last)
 
         self.splits: Splits = load_dataset(spec.data, self.device)
         s = self.splits
@@ -465,16 +508,16 @@ class _Trial:
         if math.isfinite(self.best_val_acc):
             out["best_val_acc"] = self.best_val_acc
         out["train_time_s"] = self.train_time
-        if spec.measure.enabled:
-            m = spec.measure
-            s = self.splits
-            out.update(benchmark(
-                self.model, (s.in_chans, s.image_size, s.image_size), self.device,
-                batch_size=m.batch_size, warmup=m.warmup, iters=m.iters,
-                precision="bf16" if self.bf16 else "fp32", channels_last=self.channels_last,
-                latency_iters=m.latency_iters, train_step=m.train_step, num_classes=s.num_classes,
-            ))
+        if spec.measure.enabled:  # self.arch carries the data's input shape and classes
+            out.update(measure_model(self.model, self.arch, self.ex, spec.measure))
         return out
+
+    def finish(self, started: float) -> tuple[dict[str, float], dict[str, Any]]:
+        """The final metrics (with the wall time since ``started``) and the diagnostics."""
+        final = self.final_metrics()
+        diagnostics = self.diagnostics()
+        final["wall_time_s"] = time.perf_counter() - started
+        return final, diagnostics
 
     def diagnostics(self) -> dict[str, Any]:
         dspec = self.spec.diagnostics
@@ -530,9 +573,7 @@ def train(spec: TrialSpec, report: ReportFn | None = None, resume: Mapping[str, 
             trial.epoch += 1
             trial.history.append(m)
             if trial.epoch == spec.train.epochs:
-                final = trial.final_metrics()
-                diagnostics = trial.diagnostics()
-                final["wall_time_s"] = time.perf_counter() - wall
+                final, diagnostics = trial.finish(wall)
             if report is not None:
                 report({**m, **final}, checkpoint)
     except torch.cuda.OutOfMemoryError as exc:
@@ -545,9 +586,7 @@ def train(spec: TrialSpec, report: ReportFn | None = None, resume: Mapping[str, 
             env=env,
         )
     if not final:  # resumed from a checkpoint taken after the last epoch: only the final numbers
-        final = trial.final_metrics()
-        diagnostics = trial.diagnostics()
-        final["wall_time_s"] = time.perf_counter() - wall
+        final, diagnostics = trial.finish(wall)
     metrics = {**trial.history[-1], **final}
     return TrialResult("completed", "", metrics=metrics, history=trial.history, diagnostics=diagnostics, env=env)
 

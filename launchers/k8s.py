@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from bench.errors import ConfigError, ResbenchError
-from bench.k8s import RayJobSpec, dump_yaml, job_spec, render_rayjob, status_lines
+from bench.k8s import HEAD_CONTAINER, RayJobSpec, dump_yaml, job_spec, render_rayjob, status_lines
 
 # option -> (spec field, how the command-line text is read)
 #   "yaml": a YAML scalar (numbers, booleans, null); "str": verbatim; "list": repeatable
@@ -122,12 +122,8 @@ def spec_from_args(args: argparse.Namespace) -> RayJobSpec:
     return job_spec(data, source=source)
 
 
-def render_text(args: argparse.Namespace) -> str:
-    return "---\n" + dump_yaml(render_rayjob(spec_from_args(args)))
-
-
 def cmd_render(args: argparse.Namespace) -> int:
-    text = render_text(args)
+    text = "---\n" + dump_yaml(render_rayjob(spec_from_args(args)))
     if args.output and args.output != "-":
         Path(args.output).write_text(text)
         print(f"wrote {args.output}", file=sys.stderr)
@@ -194,8 +190,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if not docs or any(not isinstance(d, dict) or d.get("kind") != "RayJob" for d in docs):
             raise ResbenchError(f"{args.file}: expected RayJob manifests (from `render`)")
     else:
-        text = render_text(args)
-        docs = [yaml.safe_load(text)]
+        manifest = render_rayjob(spec_from_args(args))
+        text, docs = "---\n" + dump_yaml(manifest), [manifest]
     cmd = kubectl(args)
     result = subprocess.run(
         [*cmd, "create", "-f", "-"], input=text, capture_output=True, text=True, check=False
@@ -243,7 +239,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
         cluster = (obj.get("status") or {}).get("rayClusterName")
         if not cluster:
             raise ResbenchError(f"rayjob/{args.name} has no Ray cluster yet; see `status`")
-        target = ["-l", f"ray.io/cluster={cluster},ray.io/node-type=head", "-c", "ray-head"]
+        target = ["-l", f"ray.io/cluster={cluster},ray.io/node-type=head", "-c",
+                  HEAD_CONTAINER]
         target.append("--tail=-1")
     else:
         # K8sJobMode: the submitter Job (named after the RayJob) streams the driver's output.

@@ -281,34 +281,11 @@ def build_specs(study: Study, args: argparse.Namespace, root: str | None
 
 def measure_only(spec: Any) -> tuple[dict[str, float], dict[str, str]]:
     """Params, MACs, throughput, latency and memory of an untrained model, and the env."""
-    import torch
+    from bench.measure import environment
+    from bench.trainer import measure_untrained, resolve_device
 
-    from bench.measure import benchmark, environment
-    from bench.models import build_model, cost
-    from bench.trainer import resolve_device
-
-    t, m, arch = spec.train, spec.measure, spec.arch
-    device = resolve_device(t.device)
-    env = environment(device)
-    if t.threads:
-        torch.set_num_threads(t.threads)
-    cuda = device.type == "cuda"
-    if cuda:
-        torch.backends.cudnn.benchmark = True
-    bf16 = t.precision == "bf16" or (t.precision == "auto" and cuda)
-    channels_last = True if t.channels_last == "auto" else bool(t.channels_last)
-    torch.manual_seed(t.seed)
-    model = build_model(arch).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    out = {k: float(v) for k, v in cost(arch).as_dict().items()}
-    out.update(benchmark(
-        model, (arch.in_chans, arch.input_size, arch.input_size), device,
-        batch_size=m.batch_size, warmup=m.warmup, iters=m.iters,
-        precision="bf16" if bf16 else "fp32", channels_last=channels_last,
-        latency_iters=m.latency_iters, train_step=m.train_step, num_classes=arch.num_classes,
-    ))
-    return out, env
+    env = environment(resolve_device(spec.train.device))
+    return measure_untrained(spec), env
 
 
 def progress_line(role: str, epochs: int, m: Mapping[str, float]) -> str:

@@ -262,6 +262,16 @@ def _request(url: str, auth: tuple[str, str] | None = None, json_body: dict | No
     return requests.post(url, auth=auth, json=json_body, timeout=10)
 
 
+def _create_user(server: Server, user: str, password: str) -> None:
+    """A basic-auth account, created by the admin the way docs/clusters.md describes."""
+    created = _request(
+        f"{server.url}/api/2.0/mlflow/users/create",
+        ("admin", ADMIN_PASSWORD),
+        {"username": user, "password": password},
+    )
+    assert created.status_code == 200, created.text
+
+
 def test_server_requires_credentials(server: Server) -> None:
     search = f"{server.url}/api/2.0/mlflow/experiments/search?max_results=1"
     assert _request(search).status_code == 401
@@ -276,14 +286,8 @@ def test_runs_metrics_and_artifacts_round_trip(
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
-    # A trial account, created the way docs/clusters.md describes.
     user, password = "trials", "trials-test-only-password"
-    created = _request(
-        f"{server.url}/api/2.0/mlflow/users/create",
-        ("admin", ADMIN_PASSWORD),
-        {"username": user, "password": password},
-    )
-    assert created.status_code == 200, created.text
+    _create_user(server, user, password)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
 
@@ -344,12 +348,7 @@ def test_a_sweep_lands_on_the_server(
     from mlflow.tracking import MlflowClient
 
     user, password = "sweeper", "sweeper-test-only-password"
-    created = _request(
-        f"{server.url}/api/2.0/mlflow/users/create",
-        ("admin", ADMIN_PASSWORD),
-        {"username": user, "password": password},
-    )
-    assert created.status_code == 200, created.text
+    _create_user(server, user, password)
     space = tmp_path / "served.yaml"
     space.write_text(yaml.safe_dump({
         "name": "served",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from bench.models.blocks import BLOCKS, Block, bn_relu, conv1x1
+from bench.models.blocks import Block, bn_relu, conv1x1
 from bench.models.skips import SKIPS
 from bench.models.spec import ArchSpec
 from bench.models.stems import STEMS
@@ -74,12 +74,11 @@ def build_model(arch: ArchSpec) -> nn.Module:
         )
     dense = arch.family == "densenet"
     stem = STEMS.get(arch.stem).factory(arch.in_chans, arch.scaled(arch.stem_width), not dense)
-    build = _dense_stage if arch.family == "densenet" else _residual_stage
-    stages = [
-        build(arch, i, cin, cout) for i, (cin, cout) in enumerate(arch.channels())
-    ]
+    build = _dense_stage if dense else _residual_stage
+    channels = arch.channels()
+    stages = [build(arch, i, cin, cout) for i, (cin, cout) in enumerate(channels)]
     last = arch.stages[-1].block_def
-    head = Head(arch.channels()[-1][1], arch.num_classes, norm=last.preact or last.kind == "dense")
+    head = Head(channels[-1][1], arch.num_classes, norm=last.preact or last.kind == "dense")
     model = StagedNet(arch, stem, stages, head)
     _init_weights(model)
     return model
@@ -87,7 +86,7 @@ def build_model(arch: ArchSpec) -> nn.Module:
 
 def _residual_stage(arch: ArchSpec, index: int, cin: int, cout: int) -> nn.Module:
     stage = arch.stages[index]
-    bdef, sdef = BLOCKS.get(stage.block), SKIPS.get(arch.skip)
+    bdef, sdef = stage.block_def, SKIPS.get(arch.skip)
     width = arch.scaled(stage.width)
     blocks = []
     for j in range(stage.depth):
@@ -112,7 +111,7 @@ def _residual_stage(arch: ArchSpec, index: int, cin: int, cout: int) -> nn.Modul
 
 def _dense_stage(arch: ArchSpec, index: int, cin: int, cout: int) -> nn.Module:
     stage = arch.stages[index]
-    bdef, sdef = BLOCKS.get(stage.block), SKIPS.get(arch.skip)
+    bdef, sdef = stage.block_def, SKIPS.get(arch.skip)
     k = arch.scaled(stage.width)
     layers: list[nn.Module] = []
     if index > 0:

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench.errors import ConfigError, did_you_mean
-from bench.models.blocks import BLOCKS, BlockDef
-from bench.models.spec import TIMM_PREFIX, ArchSpec, StageSpec
+from bench.models.blocks import BLOCKS
+from bench.models.spec import TIMM_PREFIX, ArchSpec, StageSpec, _check_int
 from bench.models.stems import STEMS
 
 IMAGENET_RESNETS: dict[int, tuple[int, tuple[int, ...]]] = {
@@ -72,7 +72,7 @@ def cifar_resnet(
 
     depth = 6n+2 with 2-layer blocks (basic, preact_basic), 9n+2 with 3-layer bottlenecks
     (ResNet-164 = 18 preact_bottleneck blocks per stage). ``skip="none"`` gives the plain net."""
-    bdef = _block(block)
+    bdef = BLOCKS.get(block, "block")
     if bdef.kind != "residual":
         raise ConfigError(
             f"cifar_resnet needs a residual block, got {bdef.kind} block {block!r}; "
@@ -80,7 +80,7 @@ def cifar_resnet(
             "block",
         )
     n = _depth_rule(depth, 3 * bdef.layers, 2, f"{block!r} blocks ({bdef.layers} layers each)")
-    _positive(widen, "widen")
+    _check_int(widen, "widen")
     w = width * widen
     return ArchSpec(
         family="resnet", name=name, stem=stem, stem_width=width,
@@ -106,9 +106,9 @@ def wide_resnet(
 ) -> ArchSpec:
     """WRN-d-k (Zagoruyko & Komodakis 2016): pre-activation basic blocks, (d-4)/6 per stage at
     widths 16k, 32k, 64k, 1x1 projection where the shape changes (no dropout)."""
-    bdef = _block(block)
+    bdef = BLOCKS.get(block, "block")
     n = _depth_rule(depth, 3 * bdef.layers, 4, f"Wide ResNets with {block!r} blocks")
-    _positive(k, "widen")
+    _check_int(k, "widen")
     if not name:
         name = f"wrn{depth}-{k}" + (f"-{block}" if block != "preact_basic" else "")
         name += f"-{skip}" if skip != "projection" else ""
@@ -147,7 +147,7 @@ def imagenet_resnet(
         )
     layers, counts = IMAGENET_RESNETS[depth]
     block = block or ("basic" if layers == 2 else "bottleneck")
-    bdef = _block(block)
+    bdef = BLOCKS.get(block, "block")
     if bdef.kind != "residual" or bdef.layers != layers:
         valid = [b for b in BLOCKS.names() if BLOCKS.get(b).layers == layers and BLOCKS.get(b).kind == "residual"]
         raise ConfigError(
@@ -155,7 +155,7 @@ def imagenet_resnet(
             f"{bdef.kind} block; valid blocks for depth {depth}: {', '.join(valid)}",
             "block",
         )
-    _positive(widen, "widen")
+    _check_int(widen, "widen")
     w = width * widen
     stages = tuple(
         StageSpec(c, w * 2**i, 1 if i == 0 else 2, block) for i, c in enumerate(counts)
@@ -186,7 +186,7 @@ def densenet(
     (``stem`` imagenet/deep): DenseNet-121/161/169/201 (always BC, k from the paper).
     ``bc`` = bottleneck layers + compression (default theta 0.5); ``compression`` alone gives -C.
     ``input_size`` defaults to 32 (CIFAR layout) or 224 (ImageNet layout)."""
-    layout = _layout(stem)
+    layout = STEMS.get(stem, "stem").layout
     input_size = input_size or (224 if layout == "imagenet" else 32)
     if layout == "imagenet":
         if depth not in IMAGENET_DENSENETS:
@@ -222,25 +222,6 @@ def timm_arch(name: str, num_classes: int = 1000, input_size: int = 224, in_chan
         family="timm", timm_model=name, num_classes=num_classes, input_size=input_size,
         in_chans=in_chans,
     )
-
-
-def _block(name: str) -> BlockDef:
-    try:
-        return BLOCKS.get(name)
-    except ConfigError as exc:
-        raise exc.at("block") from None
-
-
-def _layout(stem: str) -> str:
-    try:
-        return STEMS.get(stem).layout
-    except ConfigError as exc:
-        raise exc.at("stem") from None
-
-
-def _positive(value: object, key: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"must be an integer >= 1, got {value!r}", key)
 
 
 # -- canonical models and flat parameters ------------------------------------------------------
@@ -340,7 +321,7 @@ def arch_from_params(params: Mapping[str, Any]) -> ArchSpec:
         name = _get(params, "timm_model", str, "")
         return timm_arch(name, input_size=_get(params, "input_size", int, 224), **common)
     stem = _get(params, "stem", str, "cifar")
-    layout = _layout(stem)
+    layout = STEMS.get(stem, "stem").layout
     common["stem"] = stem
     common["input_size"] = _get(params, "input_size", int, 224 if layout == "imagenet" else 32)
     common["name"] = _get(params, "name", str, "")

@@ -47,10 +47,7 @@ class StageSpec:
         _check_int(self.depth, "depth", what="blocks in this stage")
         _check_int(self.width, "width", what="channels")
         _check_int(self.stride, "stride")
-        try:
-            BLOCKS.get(self.block)
-        except ConfigError as exc:
-            raise exc.at("block") from None
+        BLOCKS.get(self.block, "block")
 
     @property
     def block_def(self) -> BlockDef:
@@ -109,10 +106,7 @@ class ArchSpec:
         if not self.stages:
             raise ConfigError(f"family {self.family!r} needs at least one stage", "stages")
         for key, reg in (("stem", STEMS), ("skip", SKIPS)):
-            try:
-                reg.get(getattr(self, key))
-            except ConfigError as exc:
-                raise exc.at(key) from None
+            reg.get(getattr(self, key), key)
         self._check_kinds()
         divisor = STEMS.get(self.stem).width_divisor
         if self.scaled(self.stem_width) % divisor:
