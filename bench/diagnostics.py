@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import random
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,6 +18,21 @@ from bench.data import Splits
 from bench.models import residual_blocks
 
 GRAD_PREFIX = "grad_norm/"
+LESION_PREFIX = "lesion/"
+
+
+def lesion_metrics(lesion: Mapping[str, Any]) -> dict[str, float]:
+    """A lesion study (``lesion_study``'s dict) flattened to the metric names the report reads:
+    ``lesion/baseline``, ``lesion/single/<block>``, ``lesion/random_k_mean/<k>`` and
+    ``lesion/random_k_std/<k>``; non-numeric entries are left out."""
+    out: dict[str, float] = {}
+    if isinstance(lesion.get("baseline"), (int, float)):
+        out[f"{LESION_PREFIX}baseline"] = float(lesion["baseline"])
+    for group in ("single", "random_k_mean", "random_k_std"):
+        for key, value in (lesion.get(group) or {}).items():
+            if isinstance(value, (int, float)):
+                out[f"{LESION_PREFIX}{group}/{key}"] = float(value)
+    return out
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

@@ -187,11 +187,7 @@ def check_store(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
 
 
 def _finite(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    try:  # numpy / torch scalars
+    try:  # numbers, bools, numpy / torch scalars
         return float(value)
     except (TypeError, ValueError):
         return None

@@ -34,6 +34,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from bench.config import flatten, to_dict
+from bench.diagnostics import lesion_metrics
 from bench.errors import ResbenchError
 from bench.space import (
     COST_METRICS,
@@ -54,7 +55,6 @@ NODE_KEY = "resbench_node_id"  # the Ray node the trial runs on (tag resbench.no
 META_KEYS = (STATUS_KEY, MESSAGE_KEY, FINAL_KEY, PLACEHOLDER_KEY, DIAGNOSTICS_KEY, NODE_KEY)
 TAG_NODE = "resbench.node_id"
 DIAGNOSTICS_ARTIFACT = "diagnostics.json"
-LESION_PREFIX = "lesion/"
 # Keys Ray adds to every result; not logged as metrics.
 RAY_KEYS = frozenset({
     "training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "pid", "hostname",
@@ -73,15 +73,14 @@ CHECKPOINT_FILE = "state.pt"
 # --- the trainable ------------------------------------------------------------------------------
 
 
-def worst_values(objectives: Mapping[str, str], known: Mapping[str, float]) -> dict[str, float]:
-    """A stand-in for every objective: the true value when known (cost), else the worst."""
-    out = {}
-    for name, mode in objectives.items():
-        if name in known:
-            out[name] = float(known[name])
-        else:
-            out[name] = WORST_MAX if mode == "max" else WORST_MIN
-    return out
+def worst_values(objectives: Mapping[str, str]) -> dict[str, float]:
+    """The worst value of every objective (a stand-in where the true one is not known)."""
+    return {name: WORST_MAX if mode == "max" else WORST_MIN for name, mode in objectives.items()}
+
+
+def placeholders(result: Mapping[str, Any]) -> set[str]:
+    """The objective keys of a result that hold stand-ins, not measured values."""
+    return set(filter(None, str(result.get(PLACEHOLDER_KEY, "")).split(",")))
 
 
 def _with_objectives(metrics: dict[str, Any], objectives: Mapping[str, str],
@@ -90,7 +89,7 @@ def _with_objectives(metrics: dict[str, Any], objectives: Mapping[str, str],
     stand_in = [k for k in objectives if k not in metrics or (force_worst and k not in COST_METRICS)]
     if not stand_in:
         return metrics
-    worst = worst_values({k: objectives[k] for k in stand_in}, {})
+    worst = worst_values({k: objectives[k] for k in stand_in})
     return {**metrics, **worst, PLACEHOLDER_KEY: ",".join(stand_in)}
 
 
@@ -117,15 +116,7 @@ def diagnostic_metrics(diagnostics: Mapping[str, Any]) -> dict[str, float]:
     """A lesion study flattened to the metric names the report reads: ``lesion/baseline``,
     ``lesion/single/<block>``, ``lesion/random_k_mean/<k>``, ``lesion/random_k_std/<k>``."""
     lesion = diagnostics.get("lesion")
-    if not isinstance(lesion, Mapping):
-        return {}
-    out: dict[str, float] = {}
-    if lesion.get("baseline") is not None:
-        out[f"{LESION_PREFIX}baseline"] = float(lesion["baseline"])
-    for part in ("single", "random_k_mean", "random_k_std"):
-        for name, value in (lesion.get(part) or {}).items():
-            out[f"{LESION_PREFIX}{part}/{name}"] = float(value)
-    return out
+    return lesion_metrics(lesion) if isinstance(lesion, Mapping) else {}
 
 
 def _diagnostics_result(diagnostics: Mapping[str, Any]) -> dict[str, Any]:
@@ -298,7 +289,7 @@ def status_of(result: Mapping[str, Any] | None, errored: bool) -> str:
 
 def _numeric(result: Mapping[str, Any]) -> dict[str, float]:
     skip = set(RAY_KEYS) | set(META_KEYS)
-    skip |= set(filter(None, str(result.get(PLACEHOLDER_KEY, "")).split(",")))
+    skip |= placeholders(result)
     out = {}
     for key, value in result.items():
         if key in skip or isinstance(value, (str, bytes, dict, list, tuple)) or value is None:
@@ -497,9 +488,8 @@ class ProgressCallback(Callback):
                         **info: Any) -> None:
         self._latest[trial.trial_id] = result
         metric, mode = self.space.search.primary
-        placeholders = str(result.get(PLACEHOLDER_KEY, "")).split(",")
         value = result.get(metric)
-        if value is None or metric in placeholders or result.get(STATUS_KEY) == "rejected":
+        if value is None or metric in placeholders(result) or result.get(STATUS_KEY) == "rejected":
             return
         value = float(value)
         if not math.isfinite(value):
@@ -515,8 +505,9 @@ class ProgressCallback(Callback):
         parts = [f"[{self.title}] {trial.trial_id} {self._label(trial)}: {status}"]
         if result.get("epoch"):
             parts.append(f"epoch {int(result['epoch'])}")
+        stand_ins = placeholders(result)
         for key in self.space.search.objectives:
-            if key in result and key not in str(result.get(PLACEHOLDER_KEY, "")).split(","):
+            if key in result and key not in stand_ins:
                 parts.append(f"{key} {fmt(result[key])}")
         if result.get(MESSAGE_KEY):
             parts.append(f"({result[MESSAGE_KEY]})")

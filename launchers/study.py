@@ -47,6 +47,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.config import to_dict
+from bench.diagnostics import lesion_metrics
 from bench.errors import ConfigError, ResbenchError, did_you_mean
 from bench.jsonio import finite, write_atomic
 from bench.studies import STUDIES, STUDY_ORDER, Study, StudyForm, StudyTrial, get_study
@@ -301,7 +303,6 @@ def progress_line(role: str, epochs: int, m: Mapping[str, float]) -> str:
 
 def run_trial(trial: StudyTrial, spec: Any, quiet: bool) -> dict[str, Any]:
     """One trial as a results record; crashes that are not input errors become ``failed``."""
-    from bench.config import to_dict
     from bench.trainer import train
 
     start = time.perf_counter()
@@ -383,7 +384,7 @@ def run_study(study: Study, args: argparse.Namespace, root: str | None, out: Pat
             _say(f"{head}: skipped (the {limit:g}-minute budget is spent)", quiet)
             doc["trials"].append({
                 "role": trial.role, "label": spec.arch.label, "measure_only": trial.measure_only,
-                "spec": json.loads(json.dumps(finite(_spec_dict(spec)))), "status": SKIPPED,
+                "spec": json.loads(json.dumps(finite(to_dict(spec)))), "status": SKIPPED,
                 "message": f"skipped: started after the {limit:g}-minute budget",
                 "metrics": {}, "history": [], "diagnostics": {}, "env": {}, "wall_time_s": 0.0})
             continue
@@ -404,12 +405,6 @@ def run_study(study: Study, args: argparse.Namespace, root: str | None, out: Pat
     print(f"\n{study.name}: {verdict_summary(doc['verdict'])}; {doc['wall_time_s']:.1f} s; "
           f"wrote {out}")
     return 1 if failed else 0
-
-
-def _spec_dict(spec: Any) -> dict[str, Any]:
-    from bench.config import to_dict
-
-    return to_dict(spec)
 
 
 def _finish(study: Study, doc: dict[str, Any], began: float, out: Path) -> None:
@@ -437,18 +432,6 @@ def read_results(path: str | Path) -> dict[str, Any]:
             not isinstance(data.get("trials"), list) or not data.get("study"):
         raise ConfigError(f"{p} is not a study results file (written by launchers.study)", "FILE")
     return data
-
-
-def lesion_metrics(lesion: Mapping[str, Any]) -> dict[str, float]:
-    """A lesion study as ``lesion/...`` metrics, the shape ``bench.report`` reads back."""
-    out: dict[str, float] = {}
-    if isinstance(lesion.get("baseline"), (int, float)):
-        out["lesion/baseline"] = float(lesion["baseline"])
-    for group in ("single", "random_k_mean", "random_k_std"):
-        for key, value in (lesion.get(group) or {}).items():
-            if isinstance(value, (int, float)):
-                out[f"lesion/{group}/{key}"] = float(value)
-    return out
 
 
 def import_results(path: str | Path, tracking_uri: str | None = None,

@@ -52,7 +52,6 @@ from typing import Any
 from bench.config import to_dict
 from bench.errors import ConfigError, ResbenchError
 
-TERMINAL_OK = ("completed", "stopped", "rejected", "diverged")
 STATE_FILE = "sweep.json"
 
 
@@ -714,7 +713,7 @@ def pareto(points: list[Any], objectives: dict[str, str]) -> list[Any]:
 
 def summarize(space: Any, found: list[Any], top: int) -> tuple[list[str], dict[str, float], str]:
     from bench.space import human
-    from bench.tune import fmt
+    from bench.tune import MESSAGE_KEY, fmt, placeholders
 
     objectives = space.search.objectives
     metric, mode = space.search.primary
@@ -722,11 +721,10 @@ def summarize(space: Any, found: list[Any], top: int) -> tuple[list[str], dict[s
     for o in found:
         counts[o.status] = counts.get(o.status, 0) + 1
     search = [o for o in found if o.kind == "search"]
-    placeholders = {o.trial_id: set(str(o.metrics.get("resbench_placeholders", "")).split(","))
-                    for o in found}
+    stand_ins = {o.trial_id: placeholders(o.metrics) for o in found}
 
     def has(o: Any, k: str) -> bool:
-        return k in o.metrics and k not in placeholders[o.trial_id]
+        return k in o.metrics and k not in stand_ins[o.trial_id]
 
     ranked = [o for o in search if o.status in ("completed", "stopped") and has(o, metric)]
     ranked.sort(key=lambda o: o.metrics[metric], reverse=(mode == "max"))
@@ -767,7 +765,7 @@ def summarize(space: Any, found: list[Any], top: int) -> tuple[list[str], dict[s
             for o in refs])
     bad = [o for o in found if o.status in ("failed", "diverged")]
     for o in bad[:5]:
-        first = (o.error or str(o.metrics.get("resbench_message", ""))).splitlines()
+        first = (o.error or str(o.metrics.get(MESSAGE_KEY, ""))).splitlines()
         lines.append(f"  {o.status}: {o.trial_id} {o.label}: {first[0] if first else '?'}")
     metrics = {
         "trials_total": float(len(found)),

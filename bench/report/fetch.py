@@ -123,9 +123,14 @@ def lesion_from_metrics(metrics: dict[str, float]) -> dict[str, Any] | None:
     return out if ("baseline" in out or out["single"] or out["random_k_mean"]) else None
 
 
-def _json_artifact(client: Any, run_id: str, name: str) -> Any:
-    """The parsed JSON artifact ``name`` of a run, or None when absent or unreadable."""
-    if name not in {f.path for f in client.list_artifacts(run_id)}:
+def _artifact_names(client: Any, run_id: str) -> set[str]:
+    return {f.path for f in client.list_artifacts(run_id)}
+
+
+def _json_artifact(client: Any, run_id: str, name: str, names: set[str]) -> Any:
+    """The parsed JSON artifact ``name`` of a run (``names``: the run's artifacts), or None when
+    absent or unreadable."""
+    if name not in names:
         return None
     with tempfile.TemporaryDirectory(prefix="resbench-report-") as d:
         path = client.download_artifacts(run_id, name, d)
@@ -136,8 +141,9 @@ def _json_artifact(client: Any, run_id: str, name: str) -> Any:
 
 
 def _lesion_artifact(client: Any, run_id: str) -> dict[str, Any] | None:
+    names = _artifact_names(client, run_id)
     for name in LESION_ARTIFACTS:
-        data = _json_artifact(client, run_id, name)
+        data = _json_artifact(client, run_id, name, names)
         if isinstance(data, dict) and isinstance(data.get("lesion"), dict):
             data = data["lesion"]
         if isinstance(data, dict) and ("single" in data or "random_k_mean" in data):
@@ -172,10 +178,11 @@ def _run_dict(client: Any, run: Any, experiment: str) -> dict[str, Any]:
         "history": {},
         "lesion": None,
     }
-    if data.tags.get("resbench.role") == "sweep":
+    if is_sweep(out):
         if data.tags.get("resbench.study"):
             try:
-                out["verdict"] = verdict_of(_json_artifact(client, info.run_id, VERDICT_ARTIFACT))
+                out["verdict"] = verdict_of(_json_artifact(
+                    client, info.run_id, VERDICT_ARTIFACT, _artifact_names(client, info.run_id)))
             except Exception:  # noqa: BLE001 - an unreadable artifact store only loses the claims
                 out["verdict"] = None
         return out

@@ -22,7 +22,6 @@ EXECUTION_PARAMS = frozenset({
 _FROM_MLFLOW = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "stopped",
                 "RUNNING": "running", "SCHEDULED": "running"}
 FINISHED = ("completed",)
-COST = ("params", "macs")
 
 
 def _int(text: str | None) -> int | None:
@@ -185,13 +184,6 @@ class Group:
                 for step, v in t.curve(key):
                     by_step.setdefault(step, []).append(v)
         return [(s, statistics.fmean(vs)) for s, vs in sorted(by_step.items())]
-
-    @property
-    def statuses(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for t in self.trials:
-            out[t.status] = out.get(t.status, 0) + 1
-        return out
 
     @property
     def seeds(self) -> list[int]:

@@ -40,6 +40,7 @@ from bench.report.tables import (
     to_html,
     to_markdown,
 )
+from bench.tracking import ui_command
 
 SORT_SCRIPT = """
 document.querySelectorAll("table.sortable").forEach(function (table) {
@@ -272,7 +273,7 @@ class Builder:
             t.rows.append(row)
         return t
 
-    def trials_table(self, for_csv: bool = False) -> Table:
+    def trials_table(self) -> Table:
         cols = ["experiment", "trial", "architecture", "family", "seed", "status", "epochs",
                 "params", "MACs", "throughput (img/s)", "latency p50 (ms)", "val acc (%)",
                 "best val acc (%)", "test acc (%)", "train time (s)", "MLflow run id"]
@@ -287,7 +288,7 @@ class Builder:
                 number(m.get("infer_img_per_s")), number(m.get("latency_ms_p50")),
                 fixed(m.get("val_acc")), fixed(m.get("best_val_acc")), fixed(m.get("test_acc")),
                 number(m.get("train_time_s")),
-                text(tr.run_id) if for_csv else self.run_link(tr.run_id, tr.run["experiment_id"]),
+                self.run_link(tr.run_id, tr.run["experiment_id"]),
             ])
         return t
 
@@ -318,7 +319,7 @@ class Builder:
                     f"{_md(note)}\n\n{to_markdown(summary)}"),
             Section("trials", "Trials",
                     "<p class='note'>Every trial (MLflow child run), one row each.</p>"
-                    + to_html(trials), to_markdown(self.trials_table(for_csv=True))),
+                    + to_html(trials), to_markdown(trials)),
         ]
 
     def pareto(self) -> Section | None:
@@ -412,7 +413,6 @@ class Builder:
                            "Every trial completed.")
         t = Table("failures", ["experiment", "trial", "architecture", "status", "epochs", "cause",
                                "MLflow run id"], numeric={4})
-        md = Table("failures", t.columns, numeric={4})
         for tr in sorted(bad, key=lambda x: (x.status, x.experiment, x.trial_id)):
             cause = _first_line(tr.error) or _default_cause(tr)
             markup = _e(cause)
@@ -422,8 +422,8 @@ class Builder:
                       number(float(tr.epochs))]
             t.rows.append([*common, text(cause, markup=markup),
                            self.run_link(tr.run_id, tr.run["experiment_id"])])
-            md.rows.append([*common, text(cause), text(tr.run_id)])
-        return Section("failures", "Trials that did not complete", to_html(t), to_markdown(md))
+        # Markdown takes each cell's plain text: the cause and run id without their markup.
+        return Section("failures", "Trials that did not complete", to_html(t), to_markdown(t))
 
     def sweeps_section(self) -> Section:
         if not self.sweeps:
@@ -432,7 +432,6 @@ class Builder:
                            note)
         runs = Table("sweeps", ["experiment", "experiment id", "sweep", "parent run id", "status",
                                 "started (UTC)", "trials"], numeric={6})
-        md_runs = Table("sweeps", runs.columns, numeric={6})
         for s in self.sweeps:
             sid = s["tags"].get("resbench.sweep_id", "")
             n = sum(t.sweep_id == sid for t in self.trials) if sid else 0
@@ -441,12 +440,11 @@ class Builder:
             tail = [text(s["tags"].get("resbench.status") or s["status"]), text(started),
                     number(float(n))]
             runs.rows.append([*common, self.run_link(s["run_id"], s["experiment_id"]), *tail])
-            md_runs.rows.append([*common, text(s["run_id"]), *tail])
         env = self.environment()
         how = _ui_hint(self.uri)
         body = (to_html(runs) + f"<p class='note'>{_e(how)}</p><h3>Environment</h3>"
                 + to_html(env))
-        md = f"{to_markdown(md_runs)}\n\n{_md(how)}\n\n### Environment\n\n{to_markdown(env)}"
+        md = f"{to_markdown(runs)}\n\n{_md(how)}\n\n### Environment\n\n{to_markdown(env)}"
         return Section("runs", "MLflow runs and environment", body, md)
 
     def environment(self) -> Table:
@@ -494,7 +492,7 @@ def _ui_hint(uri: str) -> str:
     if uri.startswith(("http://", "https://")):
         return f"Open the runs in the MLflow UI at {redact_uri(uri)}."
     if uri:
-        return f"Browse the runs with: mlflow ui --backend-store-uri {redact_uri(uri)}"
+        return f"Browse the runs with: {ui_command(redact_uri(uri))}"
     return ""
 
 
