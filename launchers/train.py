@@ -114,10 +114,6 @@ def load_spec_data(config: str | None, arch: str | None, overrides: Sequence[str
     return data
 
 
-
-
-
-
 def _progress(spec: Any, metrics: Mapping[str, float]) -> str:
     epoch = int(metrics["epoch"])
     parts = [

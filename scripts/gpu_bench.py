@@ -45,9 +45,10 @@ import yaml  # noqa: E402
 
 from bench.config import to_dict  # noqa: E402
 from bench.data import DataSpec, load_dataset  # noqa: E402
+from bench.jsonio import write_atomic  # noqa: E402
 from bench.measure import environment  # noqa: E402
 from bench.models import build_model, cifar_resnet  # noqa: E402
-from bench.trainer import TrialSpec, parse_trial, train  # noqa: E402
+from bench.trainer import TrialSpec, parse_trial, resolve_device, train  # noqa: E402
 
 PARTS = ("a", "b", "c", "d", "e")
 
@@ -113,12 +114,6 @@ def apply_smoke(args: argparse.Namespace) -> None:
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def sync(device: torch.device) -> None:
@@ -452,12 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     results["total_s"] = time.perf_counter() - began
     print(table(results))
     print(f"total {results['total_s']:.1f}s")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_name(f".{out.name}.tmp")
-    tmp_out.write_text(json.dumps(results, indent=2, default=str))
-    os.replace(tmp_out, out)
-    print(f"wrote {out}")
+    write_atomic(args.out, json.dumps(results, indent=2, default=str))
+    print(f"wrote {args.out}")
     return 0
 
 
