@@ -128,32 +128,12 @@ def _diagnostics_result(diagnostics: Mapping[str, Any]) -> dict[str, Any]:
             DIAGNOSTICS_KEY: json.dumps(diagnostics, default=str, sort_keys=True)}
 
 
-def measure_only(spec) -> dict[str, float]:
-    """Params, MACs, throughput and latency of an untrained model (measurement-only reference)."""
-    from bench.measure import benchmark
-    from bench.models import build_model, cost
-    from bench.trainer import resolve_device
-
-    arch, m = spec.arch, spec.measure
-    device = resolve_device(spec.train.device)
-    model = build_model(arch).to(device)
-    out: dict[str, float] = {k: float(v) for k, v in cost(arch).as_dict().items()}
-    out.update(benchmark(
-        model, (arch.in_chans, arch.input_size, arch.input_size), device,
-        batch_size=m.batch_size, warmup=m.warmup, iters=m.iters,
-        precision="bf16" if device.type == "cuda" else "fp32",
-        channels_last=device.type == "cuda", latency_iters=m.latency_iters,
-        train_step=m.train_step, num_classes=arch.num_classes,
-    ))
-    return out
-
-
 def run_trial(config: dict[str, Any], space: SearchSpace) -> None:
     """The Ray Tune function trainable (wrapped by ``trainable``)."""
     import torch
 
     from bench.models import cost
-    from bench.trainer import train
+    from bench.trainer import measure_untrained, train
 
     spec = decode(space, config)
     objectives = space.search.objectives
@@ -168,7 +148,7 @@ def run_trial(config: dict[str, Any], space: SearchSpace) -> None:
                 objectives, force_worst=True))
             return
     if is_measure_only(space, config):
-        metrics = measure_only(spec)
+        metrics = measure_untrained(spec)
         tune.report(_with_objectives(
             {**metrics, "epoch": 0.0, STATUS_KEY: "completed", MESSAGE_KEY: "", **final},
             objectives))
