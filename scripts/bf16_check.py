@@ -12,8 +12,8 @@ faster) only if the committed check says so. Prints one line per run and writes 
 from __future__ import annotations
 
 import argparse
-import json
 import dataclasses
+import json
 import os
 import statistics
 import sys
