@@ -416,6 +416,18 @@ def _both(*values: float | None) -> bool:
     return all(v is not None for v in values)
 
 
+def verdict_tally(rows: Sequence[Mapping[str, str]]) -> str:
+    """'N of M consistent': the judged rows (consistent or not) of a verdict."""
+    n = sum(r["verdict"] == CONSISTENT for r in rows)
+    return f"{n} of {n + sum(r['verdict'] == INCONSISTENT for r in rows)} consistent"
+
+
+def headline(rows: Sequence[Mapping[str, str]]) -> Mapping[str, str] | None:
+    """A verdict's first judged row (the study's main claim), else its first row."""
+    return next((r for r in rows if r["verdict"] in (CONSISTENT, INCONSISTENT)),
+                rows[0] if rows else None)
+
+
 # --- shared recipes -----------------------------------------------------------------------------
 
 # The short GPU recipe of the anchors: one-cycle SGD-Nesterov, batch 512, bf16 (auto on CUDA),
@@ -1194,5 +1206,6 @@ STUDY_ORDER = ("degradation", "depth", "resnet_vs_densenet", "lesion", "gradient
 __all__ = [
     "CONSISTENT", "INCONSISTENT", "INFO", "MISSING", "SMOKE", "STUDIES", "STUDY_ORDER",
     "Results", "Study", "StudyForm", "StudyTrial", "VerdictRow", "estimate_seconds",
-    "estimate_study_seconds", "get_study", "register_study", "trial_spec",
+    "estimate_study_seconds", "get_study", "headline", "register_study", "trial_spec",
+    "verdict_tally",
 ]
