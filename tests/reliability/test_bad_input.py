@@ -282,8 +282,8 @@ def prepare(case: Case, tmp: Path) -> tuple[list[str], dict[str, Any]]:
     return argv, ctx
 
 
-def check_rejected(rc: Any, out: str, err: str, case: Case, tmp: Path, ctx: dict[str, Any]
-                   ) -> None:
+def check_rejected(rc: Any, out: str, err: str, case: Case, tmp: Path, ctx: dict[str, Any],
+                   allowed: frozenset[str] = frozenset()) -> None:
     assert rc == 2, f"exit {rc!r}, expected 2\nstdout: {out[-2000:]}\nstderr: {err[-3000:]}"
     assert "Traceback" not in out + err, err
     lines = [ln for ln in err.splitlines() if ln.strip()]
@@ -294,7 +294,7 @@ def check_rejected(rc: Any, out: str, err: str, case: Case, tmp: Path, ctx: dict
     assert not (tmp / "store").exists(), "the MLflow store was created"
     assert not (tmp / "ray").exists(), "the Ray storage path was created"
     assert not (tmp / "pwned").exists(), "a YAML tag ran code"
-    leftovers = {p.name for p in tmp.iterdir()} - {"space.yaml", "afile", "cifar"}
+    leftovers = {p.name for p in tmp.iterdir()} - {"space.yaml", "afile", "cifar", *allowed}
     assert not leftovers, f"written under the test folder: {sorted(leftovers)}"
 
 
