@@ -36,6 +36,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from bench.config import flatten, to_dict
 from bench.diagnostics import lesion_metrics
 from bench.errors import ResbenchError
+from bench.redaction import redact_uri
 from bench.space import (
     COST_METRICS,
     EPOCH_METRICS,
@@ -344,15 +345,11 @@ class TrackingTarget:
     sweep_id: str
 
     def __post_init__(self) -> None:
-        from bench.tracking import redact_uri
-
         shown = redact_uri(self.uri)
         if shown != self.uri:
             _CREDENTIALED[shown] = self.uri
 
     def __getstate__(self) -> dict[str, Any]:
-        from bench.tracking import redact_uri
-
         return {**self.__dict__, "uri": redact_uri(self.uri)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -34,18 +34,20 @@ trial reports the worst objective values at once so the sampler learns).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +176,7 @@ def write_state(sweep_dir: str, state: dict[str, Any]) -> None:
     """The sweep's state file, whole or not at all: a local one through a temp file and a
     rename (a kill mid-write leaves the previous one), an object store's put is atomic."""
     from bench.jsonio import write_atomic
-    from bench.tracking import redacted
+    from bench.redaction import redacted
 
     text = json.dumps(redacted(state), indent=2, default=str)
     fs, path = _fs(sweep_dir)
@@ -225,6 +227,8 @@ def find_latest(storage: str, name: str) -> str | None:
         try:
             state = read_state(sweep_dir)
         except ConfigError as exc:
+            if re.fullmatch(rf"{re.escape(name)}-\d{{8}}-\d{{6}}-[0-9a-f]{{4}}", info.base_name):
+                raise  # named as a sweep of this space: resuming another would be wrong
             print(f"warning: skipped {sweep_dir}: {exc}", file=sys.stderr)
             continue
         if state and state.get("name") == name:
@@ -289,7 +293,8 @@ def check_storage(sweep_dir: str) -> None:
     """``--storage`` must be usable, checked without writing: a scheme pyarrow has a file
     system for, and a local folder that can be created and written (the nearest existing
     folder above it must be a writable directory)."""
-    from bench.tracking import redact_uri, unwritable
+    from bench.redaction import redact_uri
+    from bench.tracking import unwritable
 
     if is_uri(sweep_dir):
         scheme = sweep_dir.split("://", 1)[0].lower()
@@ -487,13 +492,9 @@ def run(args: argparse.Namespace) -> int:
     configure_environment(local=not args.address)
 
     from bench.data import resolve_paths
+    from bench.redaction import redact_uri
     from bench.space import load_space, space_hash
-    from bench.tracking import (
-        default_artifact_location,
-        default_tracking_uri,
-        redact_uri,
-        repo_root,
-    )
+    from bench.tracking import default_artifact_location, default_tracking_uri, repo_root
 
     space = load_space(args.space, args.set, smoke=args.smoke)
     digest = space_hash(space)
@@ -536,10 +537,12 @@ def run(args: argparse.Namespace) -> int:
             "artifact_location": default_artifact_location(uri), "started": time.time(),
         }
         sweep_dir = _join(storage.rstrip("/"), sweep_id)
-    # What Ray persists (tuner.pkl holds the space) never holds the tracking credentials.
-    if space.tracking.uri:
-        space = dataclasses.replace(space, tracking=dataclasses.replace(
-            space.tracking, uri=redact_uri(space.tracking.uri)))
+    # What Ray persists (tuner.pkl holds the space) never holds credentials: the space's free
+    # text and tracking URI go to Ray redacted (trials use neither).
+    space = dataclasses.replace(
+        space, description=redact_uri(space.description),
+        tracking=dataclasses.replace(space.tracking, uri=space.tracking.uri and redact_uri(
+            space.tracking.uri)))
     search, refs = plan(space)  # before anything is written: a bad model fails here
     return execute(args, space, digest, state, sweep_dir, search, refs)
 
@@ -547,7 +550,7 @@ def run(args: argparse.Namespace) -> int:
 def _resumed_uri(args: argparse.Namespace, stored: str) -> str:
     """The tracking URI of a resumed sweep: the state's, whose credentials (never stored)
     come again from --tracking-uri or MLFLOW_TRACKING_URI."""
-    from bench.tracking import REDACTED, redact_uri
+    from bench.redaction import REDACTED, redact_uri
 
     given = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if args.tracking_uri and redact_uri(args.tracking_uri) != stored:
@@ -566,7 +569,7 @@ def _credentials_to_environment(storage: str) -> str:
     (where the file system reads them), so Ray's state files never hold them."""
     from urllib.parse import unquote, urlsplit
 
-    from bench.tracking import has_credentials
+    from bench.redaction import has_credentials
 
     if not (is_uri(storage) and has_credentials(storage)):
         return storage
@@ -606,7 +609,7 @@ def execute(args: argparse.Namespace, space: Any, digest: str, state: dict[str, 
     owns_ray = not _ray_initialized()
     temp_dir = tempfile.mkdtemp(prefix="rb-ray-") if owns_ray and not args.address else None
     try:
-        preflight_ray(args, space, sweep_dir, temp_dir)
+        preflight_ray(args, space, sweep_dir, state["tracking_uri"], temp_dir)
         return run_sweep(args, space, digest, state, sweep_dir, search, refs)
     finally:
         if owns_ray:
@@ -623,17 +626,30 @@ def preflight_store(args: argparse.Namespace, state: dict[str, Any], sweep_dir: 
     from bench.tracking import check_store
 
     check_storage(sweep_dir)
-    if args.address and args.address.startswith("ray://") and state["tracking_uri"].startswith(
-            "sqlite:"):
-        print("warning: with Ray Client (ray://) the Tune loop and its MLflow callback run on the "
-              "cluster's head node; use a tracking server (--tracking-uri http://...) and shared "
-              "storage (--storage s3://...)", file=sys.stderr)
     check_store(state["tracking_uri"], artifact_location=state["artifact_location"])
     if not args.address:
         check_data(space)
 
 
-def preflight_ray(args: argparse.Namespace, space: Any, sweep_dir: str,
+@contextlib.contextmanager
+def _stderr_to(target: Any) -> Iterator[None]:
+    """File descriptor 2 (what C extensions write to) pointed at ``target`` for the block;
+    ``None``: left alone."""
+    if target is None:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(target.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def preflight_ray(args: argparse.Namespace, space: Any, sweep_dir: str, state_uri: str,
                   temp_dir: str | None) -> None:
     """Start or join Ray (a cluster address must answer within ``ADDRESS_TIMEOUT_S``), then
     refuse node-local storage on a multi-node cluster and per-trial resources no node has."""
@@ -641,14 +657,25 @@ def preflight_ray(args: argparse.Namespace, space: Any, sweep_dir: str,
 
     if args.address:
         check_address(args.address)
+    log = tempfile.TemporaryFile()
     try:
-        rt.init_ray(args.address, temp_dir, log_to_driver=args.debug)
+        # Ray's core logs each failed attempt to join on the process's stderr: kept aside, so
+        # that a failure is one message (shown whole with --debug).
+        with _stderr_to(log if args.address and not args.debug else None):
+            rt.init_ray(args.address, temp_dir, log_to_driver=args.debug)
     except Exception as exc:  # noqa: BLE001 - a wrong --address is the usual cause
         if args.debug:
             traceback.print_exc()
-        where = f"the Ray cluster at {args.address}" if args.address else "a local Ray"
-        raise ResbenchError(f"cannot start or join {where}: {type(exc).__name__}: {exc}"
-                            ) from None
+        if args.address:
+            raise ConfigError(f"cannot reach the Ray cluster at {args.address}: Ray could not "
+                              f"join it ({type(exc).__name__}: {exc})", "--address") from None
+        raise ResbenchError(f"cannot start a local Ray: {type(exc).__name__}: {exc}") from None
+    finally:
+        log.close()
+    if args.address and args.address.startswith("ray://") and state_uri.startswith("sqlite:"):
+        print("warning: with Ray Client (ray://) the Tune loop and its MLflow callback run on the "
+              "cluster's head node; use a tracking server (--tracking-uri http://...) and shared "
+              "storage (--storage s3://...)", file=sys.stderr)
     check_cluster(sweep_dir, args.shared_storage)
     check_resources(space.resources.cpu, space.resources.gpu)
 
@@ -659,7 +686,8 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
     and the report; returns the exit code."""
     from bench import tune as rt
     from bench.measure import environment
-    from bench.tracking import Tracker, redact_uri, redacted, ui_command
+    from bench.redaction import redact_uri, redacted
+    from bench.tracking import Tracker, ui_command
 
     tracker = Tracker(state["tracking_uri"], state["experiment"], state["artifact_location"])
     tracker.setup()

@@ -217,9 +217,10 @@ def _artifacts_is_a_file(tmp: Path) -> None:
     (tmp / "db" / "artifacts").write_text("a file where the artifact folder goes\n")
 
 
-DRIVERS = {"postgresql+pg8000": "pg8000", "mysql": "MySQLdb", "mysql+pymysql": "pymysql",
-           "mssql+pyodbc": "pyodbc", "postgresql+psycopg": "psycopg",
-           "postgresql": "psycopg2"}
+# Dialects and the module each needs (SQLAlchemy 2.1's plain postgresql:// takes psycopg 3).
+DRIVERS = {"postgresql": "psycopg", "postgresql+psycopg2": "psycopg2",
+           "postgresql+pg8000": "pg8000", "mysql": "MySQLdb", "mysql+pymysql": "pymysql",
+           "mssql+pyodbc": "pyodbc"}
 for dialect, module in DRIVERS.items():
     if _installed(module):
         continue  # this machine has the driver: the unreachable-server cases use it
