@@ -288,3 +288,17 @@ def test_credentials_in_uris_reach_no_file_and_no_log(ray_session, tmp_path: Pat
     state = next((tmp_path / "ray").glob("*/sweep.json"))
     assert "***@" in state.read_text()
     assert list((tmp_path / "ray").glob("*/search/tuner.pkl")), "Ray wrote no tuner.pkl"
+
+
+def test_the_end_of_suite_check_sees_a_running_parent(tmp_path: Path) -> None:
+    """The suite's last check (``no_parent_left_running``) reads the stores this way: a parent
+    left RUNNING is found, and no longer once it is ended."""
+    from bench.tracking import Tracker
+
+    from .conftest import running_parents
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "left-running")
+    parent = tracker.start_sweep("s-1", "s-1", {}, {}, {})
+    assert running_parents(tmp_path) == [f"{tmp_path / 'mlflow.db'}: s-1"]
+    tracker.end_sweep(parent, "failed", {})
+    assert running_parents(tmp_path) == []
