@@ -17,8 +17,11 @@ Where things go: Ray's experiment state and checkpoints under ``--storage`` (def
 MLflow runs in ``--tracking-uri`` / ``MLFLOW_TRACKING_URI`` / the file's ``tracking.uri`` (default
 ``sqlite:///<repo>/mlflow/mlflow.db``, artifacts in ``<repo>/mlflow/artifacts/``).
 
-Before Ray starts, the tracking store is checked (an http(s) server must answer within 5 s, a
-local store's folder must be writable): exit 2 otherwise. On a running cluster (``--address``)
+One preflight runs before anything is written (no parent run, no storage folder), exit 2 on
+the first problem: the storage scheme and folder, the tracking store (its scheme, an http(s)
+server answering within 5 s, a database driver installed and its server reachable, a SQLite
+file that is a database, writable store and artifact folders), the dataset, a ``--address``
+answering within 15 s, and the per-trial CPUs and GPUs against the largest node. On a running cluster (``--address``)
 trials spread over the nodes by their resources; with more than one node, ``--storage`` must be
 ``s3://...`` (or gs://...) or a shared filesystem (``--shared-storage``). At the end the sweep's
 HTML report is written to ``<repo>/reports/<experiment>.html`` (``--report-dir``,
