@@ -462,7 +462,8 @@ class TrackingCallback(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result
         status = status_of(result, False, early_stopping(self.space))
-        error = NO_FINAL_REPORT if status == "failed" else ""
+        error = NO_FINAL_REPORT if result and STATUS_KEY not in result and status == "failed" \
+            else ""
         self._guard(lambda: self.finish(trial.trial_id, trial.config, result, status, error))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -687,7 +688,7 @@ def outcomes(results: Any, space: SearchSpace) -> list[Outcome]:
                 if row.get("epoch"):
                     history.append(epoch_metrics(row))
         status = status_of(metrics, errored, early_stopping(space))
-        if status == "failed" and not error:
+        if status == "failed" and not errored and STATUS_KEY not in metrics:
             error = NO_FINAL_REPORT
         out.append(Outcome(trial_id, trial_kind(config), config, label, status, metrics, error,
                            str(res.path), history))

@@ -178,7 +178,7 @@ CASES: dict[str, Case] = {
                                   ["space.depth.grid", "Optuna samplers cannot enumerate"]),
     "grace-period-too-long": Case(_set("scheduler.grace_period", 15),
                                   ["scheduler.grace_period", "below train.epochs", "15"]),
-    "num-samples-0": Case(_set("search.num_samples", 0), ["search.num_samples", ">= 1", "0"]),
+    "num-samples-0": Case(_set("search.num_samples", 0), ["search.num_samples", "1..10,000", "0"]),
     "max-concurrent-negative": Case(_set("search.max_concurrent", -1),
                                     ["search.max_concurrent", ">= 0"]),
     # --- resources ---------------------------------------------------------------------------
