@@ -317,6 +317,8 @@ def check_storage(sweep_dir: str) -> None:
 
 
 ADDRESS_TIMEOUT_S = 15.0
+# The HTTP/2 client connection preface followed by an empty SETTINGS frame (RFC 9113, 3.4).
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
 def check_address(address: str, timeout: float = ADDRESS_TIMEOUT_S) -> None:
@@ -332,12 +334,22 @@ def check_address(address: str, timeout: float = ADDRESS_TIMEOUT_S) -> None:
         raise ConfigError(f"expected auto, HOST:PORT or ray://HOST:PORT, got {address!r}",
                           "--address")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
+            # Ray's GCS and Ray Client both speak gRPC: an HTTP/2 server answers the client
+            # preface with a SETTINGS frame at once. A port that accepts and stays silent (or
+            # speaks something else) would leave Ray retrying for minutes.
+            sock.sendall(H2_PREFACE)
+            head = sock.recv(9)
     except OSError as exc:
         raise ConfigError(
             f"cannot reach the Ray cluster at {address} within {timeout:g} s "
             f"({exc.strerror or exc}); check the address and that the head node is up",
             "--address") from None
+    if len(head) < 4 or head[3] != 0x4:  # frame type 4: SETTINGS
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {address}: something answers there, but not a "
+            "Ray head node (no gRPC handshake); check the port (GCS: 6379, Ray Client: 10001)",
+            "--address")
 
 
 def check_data(space: Any) -> None:
