@@ -32,6 +32,7 @@ from bench.measure import benchmark, environment
 from bench.models import ArchSpec, arch_from_params, build_model, cifar_resnet, cost
 
 CHECKPOINT_FORMAT = 1
+MAX_EPOCHS = 100_000  # a bound that no real recipe reaches; more is a typo or an attack
 ReportFn = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]
 
 # Metric names are stable (sweeps, tracking and reports key on them); accuracies in percent.
@@ -110,7 +111,7 @@ class TrainSpec:
 
     def __post_init__(self) -> None:
         checks = {
-            "epochs": self.epochs >= 1,
+            "epochs": 1 <= self.epochs <= MAX_EPOCHS,
             "batch_size": self.batch_size >= 1,
             "eval_batch_size": self.eval_batch_size >= 1,
             "lr": self.lr > 0 and math.isfinite(self.lr),
@@ -129,7 +130,7 @@ class TrainSpec:
             "milestones": all(0 < m < 1 for m in self.milestones),
         }
         rules = {
-            "epochs": ">= 1", "batch_size": ">= 1", "eval_batch_size": ">= 1", "lr": "> 0",
+            "epochs": f"in 1..{MAX_EPOCHS:,}", "batch_size": ">= 1", "eval_batch_size": ">= 1", "lr": "> 0",
             "momentum": "in [0, 1)", "weight_decay": ">= 0", "label_smoothing": "in [0, 1)",
             "warmup_epochs": f"in [0, epochs={self.epochs})", "gamma": "in (0, 1]",
             "onecycle_peak": "in (0, 1)", "onecycle_div": ">= 1", "final_lr": "in [0, 1]",
