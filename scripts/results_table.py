@@ -30,12 +30,17 @@ def main() -> int:
         doc = json.loads((folder / f"{name}.cpu.json").read_text(encoding="utf-8"))
         top = headline(doc["verdict"]) or {"claim": "", "paper": "", "measured": "", "verdict": ""}
         cal = doc.get("calibration") or {}
-        device = (f"{cal.get('cpu', '?')}, {cal.get('cores', '?')} cores ({cal.get('threads', '?')} "
-                  f"thread), ResNet-20 {cal.get('resnet20_fp32_train_img_per_s', 0):.0f} img/s fp32, "
-                  f"{doc['trials'][0]['env'].get('precision', '?') if doc['trials'] else '?'} ran")
+        rate = f"ResNet-20 {cal.get('resnet20_fp32_train_img_per_s', 0):.0f} img/s fp32"
+        if cal.get("precision") == "bf16":
+            rate += f", {cal.get('resnet20_train_img_per_s', 0):.0f} bf16 (ran)"
+        device = (f"{cal.get('cpu', '?')} ({cal.get('cpu_features', '?')}), "
+                  f"{cal.get('cores', '?')} cores, {cal.get('threads', '?')} thread; {rate}")
+        command = (f"python -m launchers.study {name} --form cpu --tarball "
+                   f"../shared/datasets/cifar10-jpeg.tar.gz" + "".join(
+                       f" --set {o}" for o in doc.get("overrides") or []))
         print(f"| {name} | {cell(top['claim'])} | {cell(top['paper'])} | {cell(top['measured'])} "
               f"| {cell(top['verdict'])} ({verdict_tally(doc['verdict'])}) | {cell(device)} "
-              f"| {doc['wall_time_s'] / 60:.1f} min | `{cell(doc['argv'])}` |")
+              f"| {doc['wall_time_s'] / 60:.1f} min | `{cell(command)}` |")
     return 0
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bench.studies import (
     CONSISTENT,
     CPU_BUDGET_MINUTES,
@@ -54,8 +56,12 @@ def test_cpu_forms_dry_run_without_data(capsys) -> None:
 
 
 def test_form_flag_errors_exit_2(capsys) -> None:
-    assert main(["depth", "--form", "cpu", "--smoke", "--dry-run"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["depth", "--form", "cpu", "--smoke", "--dry-run"])
+    assert exc.value.code == 2
     assert "--smoke contradicts --form cpu" in capsys.readouterr().err
+    assert main(["depth", "--form", "cpu", "--trials", "resnet110", "--dry-run"]) == 2
+    assert "unknown trial 'resnet110'" in capsys.readouterr().err
 
 
 def _rec(role: str, acc: float | None, loss: float = 1.0, **metrics: Any) -> dict[str, Any]:
