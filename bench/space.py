@@ -251,9 +251,16 @@ class Search:
 class Scheduler:
     """Early stopping of weak trials (asynchronous successive halving)."""
 
-    type: Literal["none", "asha"] = doc("none: every trial trains fully; asha: ASHA", default="none")
-    grace_period: int = doc("asha: epochs every trial trains before it can be stopped", default=1)
-    reduction_factor: float = doc("asha: keep the best 1/factor at each rung", default=2.0)
+    type: Literal["none", "asha", "mo_asha"] = doc(
+        "none: every trial trains fully; asha: ASHA on the primary objective; mo_asha: "
+        "multi-objective ASHA on all objectives (Schmucker et al. 2021)", default="none")
+    grace_period: int = doc("asha / mo_asha: epochs every trial trains before it can be stopped",
+                            default=1)
+    reduction_factor: float = doc("asha / mo_asha: keep the best 1/factor at each rung",
+                                  default=2.0)
+    tie_break: Literal["epsnet", "crowding"] = doc(
+        "mo_asha: order inside a non-dominated front: epsnet (greedy epsilon-net, the paper's "
+        "default) or crowding (NSGA-II crowding distance)", default="epsnet")
 
     def __post_init__(self) -> None:
         if self.grace_period < 1:
@@ -479,10 +486,29 @@ def _check_search(space: SearchSpace) -> None:
             f"{primary!r} is only known after training, but the primary objective is compared "
             f"every epoch here; put a per-epoch metric first ({', '.join(EPOCH_METRICS[:6])})",
             f"search.objectives.{primary}")
-    if space.scheduler.type == "asha" and space.scheduler.grace_period >= space.train.epochs:
+    _check_mo_asha(space)
+    if space.scheduler.type != "none" and space.scheduler.grace_period >= space.train.epochs:
         raise ConfigError(
             f"grace_period {space.scheduler.grace_period} must be below train.epochs "
             f"({space.train.epochs}) or nothing can be stopped", "scheduler.grace_period")
+
+
+def _check_mo_asha(space: SearchSpace) -> None:
+    """MO-ASHA ranks on every objective at every rung: it needs several, each known by then."""
+    if space.scheduler.type != "mo_asha":
+        return
+    objectives = space.search.objectives
+    if len(objectives) < 2:
+        raise ConfigError(
+            f"mo_asha ranks trials on several objectives, but search.objectives has one "
+            f"({next(iter(objectives))}); use type asha for a single objective, or add a cost "
+            "objective, e.g. {val_acc: max, macs: min}", "scheduler.type")
+    for name in objectives:
+        if name in FINAL_METRICS:
+            raise ConfigError(
+                f"{name!r} is only known after training, but mo_asha compares every objective "
+                f"at each rung; valid: per-epoch metrics ({', '.join(EPOCH_METRICS[:6])}) and "
+                f"cost metrics ({', '.join(COST_METRICS)})", f"search.objectives.{name}")
 
 
 # --- loading ----------------------------------------------------------------------------------

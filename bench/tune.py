@@ -243,11 +243,19 @@ def make_searcher(space: SearchSpace) -> Any:
 
 
 def make_scheduler(space: SearchSpace) -> Any:
-    """ASHA on the primary objective, by epoch. Rungs stop below the last epoch (a rung there
-    saves nothing) and ``stop_last_trials=False`` lets each trial send its final report."""
+    """ASHA on the primary objective (MO-ASHA on all of them), by epoch. Rungs stop below the
+    last epoch (a rung there saves nothing) and ``stop_last_trials=False`` lets each trial send
+    its final report."""
     sch = space.scheduler
     if sch.type == "none":
         return FIFOScheduler()
+    if sch.type == "mo_asha":  # all objectives (bench.moasha)
+        from bench.moasha import MOASHAScheduler
+
+        return MOASHAScheduler(
+            space.search.objectives, time_attr="epoch",
+            max_t=max(sch.grace_period, space.train.epochs - 1), grace_period=sch.grace_period,
+            reduction_factor=sch.reduction_factor, tie_break=sch.tie_break)
     metric, mode = space.search.primary
     return ASHAScheduler(
         time_attr="epoch", metric=metric, mode=mode,

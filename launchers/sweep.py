@@ -321,8 +321,9 @@ def describe(space: Any, source: str, digest: str) -> list[str]:
     s, sch, r = space.search, space.scheduler, space.resources
     objectives = ", ".join(f"{k} {v}" for k, v in s.objectives.items())
     count = "every combination" if s.algorithm == "grid" else f"{s.samples} samples"
-    sched = (f"asha (grace {sch.grace_period}, reduction {sch.reduction_factor:g})"
-             if sch.type == "asha" else "none")
+    sched = (f"{sch.type} (grace {sch.grace_period}, reduction {sch.reduction_factor:g}"
+             f"{', tie-break ' + sch.tie_break if sch.type == 'mo_asha' else ''})"
+             if sch.type != "none" else "none")
     t, d = space.train, space.dataset
     budget = ", ".join(f"{k} {human(v)}" for k, v in
                        (("max params", space.constraints.max_params),
