@@ -32,6 +32,7 @@ from bench.config import apply_overrides, doc, json_schema, parse, to_dict
 from bench.data import DataSpec
 from bench.errors import ConfigError, did_you_mean, unknown
 from bench.models import ArchSpec, arch_from_params
+from bench.proxies import Prescreen, ProxySpec
 from bench.trainer import DiagnosticsSpec, MeasureSpec, TrainSpec, TrialSpec
 
 DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint", "qrandint")
@@ -213,6 +214,9 @@ class Search:
     max_failures: int = doc("retries of a crashed trial (from its last checkpoint)", default=0)
     population_size: int | None = doc("optuna_nsga2: population size (default Optuna's 50)",
                                       default=None)
+    prescreen: Prescreen | None = doc(
+        "score a pool of untrained networks with a zero-cost proxy and train only the best "
+        "(grid / random: exactly keep trials; Optuna: the best enqueued first)", default=None)
 
     def __post_init__(self) -> None:
         if not self.objectives:
@@ -232,6 +236,15 @@ class Search:
             raise ConfigError("only applies to algorithm optuna_nsga2", "population_size")
         if self.population_size is not None and self.population_size < 2:
             raise ConfigError(f"must be >= 2, got {self.population_size}", "population_size")
+        p = self.prescreen
+        if p is not None and self.algorithm == "random" and self.num_samples is not None:
+            raise ConfigError(
+                f"with prescreen, random search trains the best prescreen.keep ({p.keep}) of "
+                f"prescreen.pool ({p.pool}) draws; remove num_samples", "num_samples")
+        if p is not None and self.is_optuna and self.samples < p.keep:
+            raise ConfigError(
+                f"{self.samples} trials cannot hold the {p.keep} enqueued by prescreen.keep; "
+                f"valid: num_samples >= {p.keep}", "num_samples")
 
     @property
     def samples(self) -> int:
@@ -351,6 +364,8 @@ class SearchSpace:
     references: tuple[Reference, ...] = doc("timm models run alongside the search", default=())
     search: Search = doc("algorithm, objectives, sample count", default_factory=Search)
     scheduler: Scheduler = doc("early stopping", default_factory=Scheduler)
+    proxies: ProxySpec = doc("zero-cost proxies logged by every searched trial (proxy/<name>)",
+                             default_factory=ProxySpec)
     resources: Resources = doc("per-trial CPUs and GPUs", default_factory=Resources)
     constraints: Constraints = doc("params / MACs budget", default_factory=Constraints)
     tracking: Tracking = doc("MLflow experiment and URI", default_factory=Tracking)
@@ -878,7 +893,14 @@ def shrink(space: SearchSpace) -> SearchSpace:
             for name, axis in space.space.items()}
     search = space.search
     if search.algorithm != "grid":
-        search = dataclasses.replace(search, num_samples=min(search.samples, 2))
+        pre = search.prescreen
+        changes: dict[str, Any] = {}
+        if pre is not None:
+            changes["prescreen"] = dataclasses.replace(pre, pool=min(pre.pool, 4),
+                                                       keep=min(pre.keep, 2))
+        if pre is None or search.algorithm != "random":
+            changes["num_samples"] = min(search.samples, 2)
+        search = dataclasses.replace(search, **changes)
     refs = tuple(dataclasses.replace(r, input_size=min(r.input_size or SMOKE_SIZE, SMOKE_SIZE))
                  for r in space.references)
     return dataclasses.replace(

@@ -147,6 +147,7 @@ def run_trial(config: dict[str, Any], space: SearchSpace) -> None:
                 {**base, "epoch": 0.0, STATUS_KEY: "rejected", MESSAGE_KEY: reason, **final},
                 objectives, force_worst=True))
             return
+        base.update(_proxy_metrics(spec, space))
     if is_measure_only(space, config):
         metrics = measure_untrained(spec)
         tune.report(_with_objectives(
@@ -182,6 +183,18 @@ def run_trial(config: dict[str, Any], space: SearchSpace) -> None:
              STATUS_KEY: result.status, MESSAGE_KEY: result.message, **final,
              **(_diagnostics_result(result.diagnostics) if done else {})},
             objectives, force_worst=not done))
+
+
+def _proxy_metrics(spec: Any, space: SearchSpace) -> dict[str, float]:
+    """The zero-cost proxies of a searched trial's untrained network (``proxy/<name>``); a
+    proxy that cannot score this network is left out with a warning, never failing the trial."""
+    from bench.proxies import trial_metrics
+
+    try:
+        return trial_metrics(spec, space.proxies)
+    except Exception as exc:  # noqa: BLE001 - a score is a bonus, the training is the trial
+        print(f"warning: zero-cost proxies skipped ({type(exc).__name__}: {exc})", flush=True)
+        return {}
 
 
 def trainable(space: SearchSpace, gpu: float) -> Any:
@@ -222,8 +235,9 @@ class OptunaSpace:
         return {}
 
 
-def make_searcher(space: SearchSpace) -> Any:
-    """OptunaSearch (TPE or NSGA-II; multi-objective when several objectives) for optuna_*."""
+def make_searcher(space: SearchSpace, points: list[dict[str, Any]] | None = None) -> Any:
+    """OptunaSearch (TPE or NSGA-II; multi-objective when several objectives) for optuna_*;
+    ``points`` (sampled axes, e.g. a prescreen's kept configs) are its first trials."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -239,7 +253,7 @@ def make_searcher(space: SearchSpace) -> Any:
     metric = names if len(names) > 1 else names[0]
     mode = modes if len(modes) > 1 else modes[0]
     return OptunaSearch(space=OptunaSpace(space.space.items()), metric=metric, mode=mode,
-                        sampler=sampler)
+                        sampler=sampler, points_to_evaluate=points or None)
 
 
 def make_scheduler(space: SearchSpace) -> Any:
@@ -578,12 +592,15 @@ def max_node_gpus() -> float:
 
 
 def make_tuner(space: SearchSpace, kind: str, configs: list[dict[str, Any]] | None,
-               storage_path: str, name: str, callbacks: list, gpu: float) -> tune.Tuner:
-    """A Tuner for the search (``configs`` None: Optuna proposes) or the references."""
+               storage_path: str, name: str, callbacks: list, gpu: float,
+               points: list[dict[str, Any]] | None = None) -> tune.Tuner:
+    """A Tuner for the search (``configs`` None: Optuna proposes, ``points`` first) or the
+    references."""
     s = space.search
     if kind == "search" and configs is None:
         param_space: dict[str, Any] = {}
-        tune_config = TuneConfig(search_alg=make_searcher(space), scheduler=make_scheduler(space),
+        tune_config = TuneConfig(search_alg=make_searcher(space, points),
+                                 scheduler=make_scheduler(space),
                                  num_samples=s.samples, reuse_actors=True,
                                  max_concurrent_trials=s.max_concurrent or None,
                                  trial_name_creator=_trial_name,

@@ -293,8 +293,10 @@ class Planned:
     rejected: str = ""
 
 
-def plan(space: Any) -> tuple[list[Planned] | None, list[Planned]]:
-    """(search trials, or None under Optuna; reference trials), with costs and verdicts."""
+def plan(space: Any, prescreen: dict[str, Any] | None = None
+         ) -> tuple[list[Planned] | None, list[Planned]]:
+    """(search trials, or None under Optuna; reference trials), with costs and verdicts; with a
+    ``prescreen`` screening (``Screening.as_dict``), grid / random run only its kept configs."""
     from bench.models import cost
     from bench.space import decode, reference_configs, search_configs
 
@@ -310,7 +312,9 @@ def plan(space: Any) -> tuple[list[Planned] | None, list[Planned]]:
 
     search = None
     if not space.search.is_optuna:
-        search = [planned(i, c, True) for i, c in enumerate(search_configs(space))]
+        configs = search_configs(space) if prescreen is None else \
+            [{"sample": r["sample"]} for r in prescreen["rows"] if r["kept"]]
+        search = [planned(i, c, True) for i, c in enumerate(configs)]
     refs = [planned(i, c, False) for i, c in enumerate(reference_configs(space))]
     return search, refs
 
@@ -360,8 +364,11 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 def dry_run(space: Any, source: str, digest: str) -> list[str]:
     from bench.space import architectures, human
 
-    search, refs = plan(space)
+    screening = _screen(space)
+    search, refs = plan(space, screening.as_dict() if screening else None)
     lines = describe(space, source, digest)
+    if screening:
+        lines += screening.lines()
     n_rej = 0
     if search is None:
         archs, cut = architectures(space)
@@ -464,10 +471,23 @@ def run(args: argparse.Namespace) -> int:
             "artifact_location": default_artifact_location(uri), "started": time.time(),
         }
         sweep_dir = _join(storage.rstrip("/"), sweep_id)
-    search, refs = plan(space)  # before anything is written: a bad model fails here
+    if space.search.prescreen is not None and "prescreen" not in state:  # a resume reuses it
+        screening = _screen(space)
+        print(screening.lines()[0], flush=True)
+        state["prescreen"] = screening.as_dict()
+    search, refs = plan(space, state.get("prescreen"))  # before anything is written
     if not args.address:
         check_data(space)
     return execute(args, space, digest, state, sweep_dir, search, refs)
+
+
+def _screen(space: Any) -> Any:
+    """The prescreen of the space (``bench.prescreen``), or None without one."""
+    if space.search.prescreen is None:
+        return None
+    from bench.prescreen import screen
+
+    return screen(space)
 
 
 def _absolute(data: Any) -> Any:
@@ -541,6 +561,8 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
               "num_samples": space.search.samples, "scheduler": space.scheduler.type,
               "seed": space.search.seed, "dataset": space.dataset.name,
               "epochs": space.train.epochs}
+    if space.search.prescreen is not None:
+        params["prescreen"] = json.dumps(dataclasses.asdict(space.search.prescreen))
     texts = {"space.yaml": Path(args.space).read_text(encoding="utf-8"),
              "space.resolved.json": json.dumps(to_dict(space), indent=2, default=str)}
     parent = tracker.start_sweep(state["sweep_id"], state["sweep_id"], tags, params, texts)
@@ -553,6 +575,13 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
                                state["artifact_location"], parent, state["sweep_id"])
     rejected = [p for p in (search or []) if p.rejected]
     _record_rejected(tracker, target, space, rejected)
+    points = None
+    if state.get("prescreen"):
+        from bench.prescreen import Screening, record
+
+        screening = Screening.from_dict(state["prescreen"])
+        record(tracker, parent, screening)
+        points = [r.sample for r in screening.kept] if search is None else None
 
     status = "failed"
     try:
@@ -576,7 +605,7 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
                 tuner = rt.restore_tuner(path, space, gpu)
             else:
                 tuner = rt.make_tuner(space, "search" if name == "search" else "references",
-                                      configs, sweep_dir, name, callbacks, gpu)
+                                      configs, sweep_dir, name, callbacks, gpu, points)
             results = tuner.fit()
             found += rt.outcomes(results, space)
         found += [_rejected_outcome(p) for p in rejected]
