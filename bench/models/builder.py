@@ -5,7 +5,9 @@ Our nets (ResNet / plain / WRN / DenseNet families) are a ``StagedNet``: ``.stem
 transition) and ``.head`` (optional BN-ReLU, global average pool, linear). The builder is our own
 rather than timm's ``ResNet`` because the CIFAR nets have 3 stages, a 16-wide 3x3 stem and
 option-A shortcuts, and blocks and skips must compose freely; the head reuses timm's
-``create_classifier``. ``family: timm`` models come from ``timm.create_model``.
+``create_classifier``. ``family: timm`` models come from ``timm.create_model``. Every model
+leaves the builder with its strided 1x1 convolutions routed as subsample + stride-1 convolution
+(``bench.models.strided``: the same function, avoiding a heap-corrupting torch kernel on CPU).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from bench.models.blocks import Block, bn_relu, conv1x1
 from bench.models.skips import SKIPS
 from bench.models.spec import ArchSpec
 from bench.models.stems import STEMS
+from bench.models.strided import route_strided_pointwise
 
 
 class Head(nn.Module):
@@ -69,9 +72,9 @@ def build_model(arch: ArchSpec) -> nn.Module:
     if arch.family == "timm":
         import timm
 
-        return timm.create_model(
+        return route_strided_pointwise(timm.create_model(
             arch.timm_model, pretrained=False, num_classes=arch.num_classes, in_chans=arch.in_chans
-        )
+        ))
     dense = arch.family == "densenet"
     stem = STEMS.get(arch.stem).factory(arch.in_chans, arch.scaled(arch.stem_width), not dense)
     build = _dense_stage if dense else _residual_stage
@@ -81,7 +84,7 @@ def build_model(arch: ArchSpec) -> nn.Module:
     head = Head(channels[-1][1], arch.num_classes, norm=last.preact or last.kind == "dense")
     model = StagedNet(arch, stem, stages, head)
     _init_weights(model)
-    return model
+    return route_strided_pointwise(model)
 
 
 def _residual_stage(arch: ArchSpec, index: int, cin: int, cout: int) -> nn.Module:
