@@ -75,8 +75,13 @@ def naswot(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> floa
     kernel = torch.zeros(n, n, dtype=torch.float64)
 
     def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-        codes = (output.detach().reshape(n, -1) > 0).double()
-        kernel.add_(codes @ codes.T + (1 - codes) @ (1 - codes).T)
+        # agreements = on-on + off-off = 2 c.c' - |c| - |c'| + units: one matmul, exact in
+        # float32 while the unit count stays below 2**24
+        codes = output.detach().reshape(n, -1) > 0
+        units = codes.shape[1]
+        c = codes.to(torch.float32 if units < 2 ** 24 else torch.float64)
+        on = c.sum(1, dtype=torch.float64)
+        kernel.add_(2 * (c @ c.T).double() - on[:, None] - on[None, :] + units)
 
     hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
     try:
