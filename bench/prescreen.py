@@ -94,8 +94,7 @@ def pool_samples(space: SearchSpace) -> list[dict[str, Any]]:
     if space.search.algorithm == "grid":
         combos = enumerate_samples(space)
         return combos if len(combos) <= pre.pool else rng.sample(combos, pre.pool)
-    axes = [(name, dataclasses.replace(axis, choice=axis.grid, grid=None) if axis.kind == "grid"
-             else axis) for name, axis in space.space.items()]
+    axes = [(name, axis.as_choice()) for name, axis in space.space.items()]
     seen: dict[str, dict[str, Any]] = {}
     for _ in range(pre.pool * 20):  # a small discrete space may hold fewer than pool configs
         sample = next(_walk(axes, {}, (), rng))

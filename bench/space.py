@@ -127,6 +127,12 @@ class Axis:
     def target(self, name: str) -> str:
         return self.param or name
 
+    def as_choice(self) -> Axis:
+        """A ``grid`` axis as the ``choice`` of the same values (to be sampled, not fanned out);
+        any other axis unchanged."""
+        return dataclasses.replace(self, choice=self.grid, grid=None) if self.kind == "grid" \
+            else self
+
     @property
     def kind(self) -> str:
         return next(k for k in DISTRIBUTIONS if getattr(self, k) is not None)
