@@ -168,7 +168,7 @@ class ProxySpec:
 
     enabled: bool = doc("score each searched trial's untrained network", default=True)
     names: tuple[str, ...] = doc(
-        "proxies to score (default: every registered one); see bench.proxies",
+        "proxies to score (default: the seven built-in ones; registered plugins by name)",
         default=("naswot", "synflow", "grad_norm", "snip", "jacob_cov", "params", "macs"))
     batch_size: int = doc("images of the one minibatch (from the training split)", default=64)
     seed: int = doc("seed of the weights and of the minibatch draw", default=0)

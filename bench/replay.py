@@ -244,7 +244,7 @@ def _variant_space(table: Table, variant: str, seed: int, reduction_factor: floa
     search = dataclasses.replace(
         space.search, algorithm=algorithm, objectives=objectives, seed=seed, prescreen=None,
         num_samples=None if algorithm == "grid" else 20 * n, max_concurrent=1,
-        population_size=min(n, 8) if algorithm == "optuna_nsga2" else None)
+        population_size=max(2, min(n, 8)) if algorithm == "optuna_nsga2" else None)
     axes = space.space if algorithm == "grid" else \
         {name: axis.as_choice() for name, axis in space.space.items()}
     replayed = dataclasses.replace(space, space=axes, search=search, scheduler=scheduler)
