@@ -7,7 +7,8 @@ curves a finished exhaustive sweep recorded in MLflow (``bench.replay``).
 
 Writes ``results/replay-<experiment>.json`` (every run: variant, seed, epochs used, trials, best
 val_acc, regret, hypervolume ratio, the best-so-far trace against epochs) and
-``docs/results/replay-<experiment>.md`` (mean ± std per variant), and prints the table.
+``docs/results/replay-<experiment>.md`` (mean ± std per variant) with an HTML page beside it
+(the table and the mean regret against the epochs consumed), and prints the table.
 Exit codes: 0 done, 2 bad input (unknown experiment or variant, nothing replayable).
 """
 
@@ -118,10 +119,13 @@ def run(args: argparse.Namespace) -> int:
             "reduction_factor": args.reduction_factor, "seeds": args.seeds,
             "wall_time_s": time.perf_counter() - started, "summary": summary,
             "runs": [dataclasses.asdict(r) for r in runs]}
+    from bench.report.replay import page
+
     write_atomic(out, json.dumps(finite(data), indent=2))
     write_atomic(md, text)
+    write_atomic(md.with_suffix(".html"), page(data))
     print(text)
-    print(f"results: {out}\ntable: {md}")
+    print(f"results: {out}\ntable: {md} (figure: {md.with_suffix('.html')})")
     return 0
 
 

@@ -88,5 +88,7 @@ def test_launcher_writes_results_and_table(recorded, store, tmp_path, capsys):
     assert [r["variant"] for r in data["runs"]] == ["grid", "nsga2+mo_asha", "nsga2+mo_asha"]
     assert all(r["epochs"] == 6 for r in data["runs"])
     assert "| nsga2+mo_asha | 2 |" in md.read_text()
+    page = md.with_suffix(".html").read_text()
+    assert "<svg" in page and "nsga2+mo_asha" in page and "epochs consumed" in page
     assert main(["--experiment", "nope", "--tracking-uri", store]) == 2
     assert "unknown experiment 'nope'" in capsys.readouterr().err
