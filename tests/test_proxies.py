@@ -213,6 +213,8 @@ def test_prescreen_trains_exactly_keep_and_records_the_rest(ray_session, sweep, 
         assert row["kept"]
         assert child["metrics.proxy/synflow"] == pytest.approx(row["score"], rel=1e-6)
         assert all(math.isfinite(child[f"metrics.proxy/{n}"]) for n in NAMES)
+    report = (sweep.reports / "prescreen.md").read_text()  # the sweep's own report
+    assert "## Zero-cost proxies" in report and "| prescreen | synflow | 2 |" in report
 
 
 def test_prescreen_enqueues_the_kept_configs_first_for_optuna(ray_session, sweep, tmp_path):
