@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.space import SearchSpace, _walk, decode, enumerate_samples
+from bench.space import SearchSpace, decode, draw, enumerate_samples
 
 ARTIFACT = "prescreen.json"
 
@@ -97,7 +97,7 @@ def pool_samples(space: SearchSpace) -> list[dict[str, Any]]:
     axes = [(name, axis.as_choice()) for name, axis in space.space.items()]
     seen: dict[str, dict[str, Any]] = {}
     for _ in range(pre.pool * 20):  # a small discrete space may hold fewer than pool configs
-        sample = next(_walk(axes, {}, (), rng))
+        sample = draw(axes, rng)
         seen.setdefault(json.dumps(sample, sort_keys=True, default=str), sample)
         if len(seen) == pre.pool:
             break

@@ -215,7 +215,7 @@ class Run:
     trace: list[tuple[int, float]]  # (epochs consumed, best fully-trained val_acc so far)
 
 
-def _variant_space(table: Table, variant: str, seed: int, reduction_factor: float
+def variant_space(table: Table, variant: str, seed: int, reduction_factor: float
                    ) -> tuple[SearchSpace, list[dict[str, Any]] | None]:
     """The space a variant replays (and the grid configs, for grid and prescreened runs)."""
     space = table.space
@@ -263,7 +263,7 @@ def replay(table: Table, variant: str, seed: int, budget: int, storage: str,
     """One replay of ``variant`` with ``seed`` under ``budget`` epochs (on a running Ray)."""
     from bench.tune import make_scheduler, make_searcher
 
-    space, configs = _variant_space(table, variant, seed, reduction_factor)
+    space, configs = variant_space(table, variant, seed, reduction_factor)
     stopper = Budget(budget)
     fn = tune.with_resources(tune.with_parameters(replay_trial, table=table), {"cpu": 1})
     if configs is None:  # Optuna proposes
@@ -348,5 +348,5 @@ def markdown(table: Table, budget: int, summary: Mapping[str, Mapping[str, float
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["Budget", "PRESCREEN", "Recorded", "Run", "Table", "VARIANTS", "aggregate",
+__all__ = ["Budget", "PRESCREEN", "Recorded", "Run", "Table", "VARIANTS", "aggregate", "variant_space",
            "load_recorded", "markdown", "replay", "replay_trial", "table_from_runs"]

@@ -652,6 +652,11 @@ def _walk(axes: list[tuple[str, Axis]], sample: dict[str, Any], branch: Iterable
     sample.pop(name, None)
 
 
+def draw(axes: Sequence[tuple[str, Axis]], rng: random.Random) -> dict[str, Any]:
+    """One sampled config: every active axis drawn (``grid`` axes only through ``as_choice``)."""
+    return next(_walk(list(axes), {}, (), rng))
+
+
 def enumerate_samples(space: SearchSpace) -> list[dict[str, Any]]:
     """The exact sampled configs of a grid or random search, in run order."""
     axes = list(space.space.items())
@@ -958,6 +963,7 @@ __all__ = [
     "Tracking",
     "architectures",
     "decode",
+    "draw",
     "enumerate_samples",
     "load_space",
     "reference_configs",

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     proxies = sorted(set.intersection(*(set(r.proxies) for r in table.trials.values())))
     variants = args.variant or [*DEFAULT_VARIANTS, *(rp.PRESCREEN + p for p in proxies)]
     for v in variants:  # unknown names fail before Ray starts
-        rp._variant_space(table, v, 0, args.reduction_factor)
+        rp.variant_space(table, v, 0, args.reduction_factor)
     quiet_libraries(optuna=True)
     root = repo_root()
     out = Path(args.out or root / "results" / f"replay-{args.experiment}.json")
