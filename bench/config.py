@@ -9,8 +9,10 @@ tuple[X, ...], list[X], dict[str, X] and nested dataclasses.
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 import types
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
@@ -18,6 +20,136 @@ import yaml
 from bench.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
+
+# Limits on a YAML file read by resbench (a space or a config): real files are a few KiB, a few
+# levels deep, with a handful of aliases; these stop hostile ones (a multi-megabyte file,
+# 100,000 nested brackets, a "billion laughs" alias expansion) with a message, not a hang.
+YAML_MAX_BYTES = 256 * 1024
+YAML_MAX_DEPTH = 64
+YAML_MAX_VALUES = 100_000  # scalars + containers once aliases are expanded
+
+_SHOW = reprlib.Repr()
+_SHOW.maxstring = _SHOW.maxother = 80
+_SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxdict = _SHOW.maxset = 8
+_SHOW.maxlevel = 3
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to a few lines' worth (long strings and big or deep containers are
+    abbreviated with ``...``): error messages quote what they reject without expanding it."""
+    return _SHOW.repr(value)
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses duplicate keys and nesting deeper than
+    ``YAML_MAX_DEPTH`` (the composer recurses once per level)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > YAML_MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ConfigError(f"nested deeper than {YAML_MAX_DEPTH} levels at line "
+                                  f"{mark.line + 1}, column {mark.column + 1}; the limit is "
+                                  f"{YAML_MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _check_nodes(root: yaml.Node) -> None:
+    """Duplicate keys (with their key path and both lines) and the size of the document once
+    its aliases are expanded (a shared node counts once per reference)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, path: str) -> int:
+        if id(node) in sizes:  # an alias: counted again without walking it again
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # a recursive alias counts once
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else None
+                sub = f"{path}.{name}" if path else str(name)
+                if name is not None and name != "<<":
+                    if name in first:
+                        raise ConfigError(
+                            f"duplicate key {shown(name)} at line {key.start_mark.line + 1} "
+                            f"(first at line {first[name]}); each key may appear once",
+                            sub)
+                    first[name] = key.start_mark.line + 1
+                total += size(key, sub) + size(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                total += size(item, f"{path}[{i}]")
+        sizes[id(node)] = total
+        if total > YAML_MAX_VALUES:
+            raise ConfigError(
+                f"holds more than {YAML_MAX_VALUES:,} values once its aliases (*name) are "
+                f"expanded; the limit is {YAML_MAX_VALUES:,}", path)
+        return total
+
+    size(root, "")
+
+
+def load_yaml(path: str | Path, what: str = "file") -> Any:
+    """A YAML file read safely: at most ``YAML_MAX_BYTES``, UTF-8 text, safe tags only, no
+    duplicate keys, at most ``YAML_MAX_DEPTH`` levels and ``YAML_MAX_VALUES`` values after
+    alias expansion. Every problem is a ConfigError naming the file (and line, column or key
+    path where there is one)."""
+    path = Path(path)
+    source = str(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(YAML_MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(raw) > YAML_MAX_BYTES:
+        raise ConfigError(f"is larger than {YAML_MAX_BYTES // 1024} KiB, the limit for a "
+                          f"{what}", source=source)
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise ConfigError(f"is a binary file (a NUL byte at offset {nul}), not a YAML {what}",
+                          source=source)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"is not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line} "
+                          f"(offset {exc.start}); save the file as UTF-8", source=source) from None
+    loader = _LimitedLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+        if node is None:
+            return None
+        _check_nodes(node)
+        return loader.construct_document(node)
+    except ConfigError as exc:
+        raise exc.at(source=source) from None
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(
+            f"unsupported YAML tag at {where}{exc.problem}; files are read with YAML's safe "
+            "loader: plain mappings, lists, strings, numbers and booleans only (no "
+            "!!python/... tags)", source=source) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise ConfigError(f"YAML syntax error at {where}{problem}", source=source) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"YAML syntax error: {exc}", source=source) from None
 
 
 def _type_name(tp: Any) -> str:
@@ -47,7 +179,7 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
             return value
         valid = ", ".join(repr(c) for c in choices)
         hint = did_you_mean(str(value), [str(c) for c in choices])
-        raise ConfigError(f"invalid value {value!r}{hint}; valid: {valid}", path)
+        raise ConfigError(f"invalid value {shown(value)}{hint}; valid: {valid}", path)
     if origin in (Union, types.UnionType):
         args = get_args(tp)
         if value is None and type(None) in args:
@@ -62,16 +194,16 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
                 errors.append(exc)
         if len(errors) == 1:
             raise errors[0]
-        raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", path)
+        raise ConfigError(f"expected {_type_name(tp)}, got {shown(value)}", path)
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"expected a list, got {value!r}", path)
+            raise ConfigError(f"expected a list, got {shown(value)}", path)
         (item_tp, *_rest) = get_args(tp)
         items = [_coerce(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"expected a mapping, got {value!r}", path)
+            raise ConfigError(f"expected a mapping, got {shown(value)}", path)
         _, val_tp = get_args(tp)
         return {str(k): _coerce(val_tp, v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
@@ -81,13 +213,13 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"expected true or false, got {value!r}", path)
+        raise ConfigError(f"expected true or false, got {shown(value)}", path)
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ConfigError(f"expected an integer, got {value!r}", path)
+        raise ConfigError(f"expected an integer, got {shown(value)}", path)
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -96,15 +228,15 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
                 return float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"expected a number, got {value!r}", path)
+        raise ConfigError(f"expected a number, got {shown(value)}", path)
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"expected a string, got {value!r}", path)
+        raise ConfigError(f"expected a string, got {shown(value)}", path)
     if tp is type(None):
         if value is None:
             return None
-        raise ConfigError(f"expected null, got {value!r}", path)
+        raise ConfigError(f"expected null, got {shown(value)}", path)
     raise TypeError(f"unsupported config type {tp!r} at {path}")
 
 
@@ -120,7 +252,7 @@ def parse(cls: type[T], data: Any, path: str = "", source: str = "") -> T:
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
-            raise ConfigError(f"expected a mapping ({cls.__name__}), got {data!r}", path)
+            raise ConfigError(f"expected a mapping ({cls.__name__}), got {shown(data)}", path)
         types_ = field_types(cls)
         for key in data:
             if key not in types_:

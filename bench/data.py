@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,6 +37,11 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".w
 DATA_ENV = "RESBENCH_DATA"  # read by launchers only, through resolve_paths
 CACHE_ENV = "RESBENCH_CACHE"
 _CACHE_VERSION = 1
+
+
+# Bounds of what one process can hold: a larger side or a synthetic set cannot fit in memory.
+MAX_IMAGE_SIZE = 2048
+MAX_SYNTHETIC_BYTES = 4 << 30
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,15 @@ class DataSpec:
                 raise ConfigError(f"must be >= 1, got {getattr(self, key)}", key)
         if len(self.shape) != 3 or min(self.shape) < 1:
             raise ConfigError(f"must be [channels, height, width], got {list(self.shape)}", "shape")
+        if self.image_size is not None and self.image_size > MAX_IMAGE_SIZE:
+            raise ConfigError(f"must be at most {MAX_IMAGE_SIZE} pixels, got {self.image_size}",
+                              "image_size")
+        side = self.image_size or max(self.shape[1:])
+        if self.name == "synthetic" and self.synthetic_size * self.shape[0] * side ** 2 > MAX_SYNTHETIC_BYTES:
+            raise ConfigError(
+                f"{self.synthetic_size} images of {self.shape[0]}x{side}x{side} bytes exceed "
+                f"{MAX_SYNTHETIC_BYTES >> 30} GiB, the limit of a synthetic dataset held in "
+                "memory", "synthetic_size")
 
 
 @dataclass
@@ -326,12 +341,38 @@ def _find_cifar(base_folder: str, probe: str, spec: DataSpec) -> Path | None:
     return None
 
 
+# What torchvision's CIFAR batch files hold: dicts of lists, bytes and strings, and NumPy
+# arrays (pickled by numpy's reconstruct helpers). Nothing else may be loaded from them.
+_CIFAR_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+})
+
+
+class _DataUnpickler(pickle.Unpickler):
+    """An unpickler that admits only ``_CIFAR_GLOBALS``: a crafted file under dataset.root can
+    make it fail, never run code (``pickle.load`` would call any function the file names)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _CIFAR_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"it names {module}.{name}, which a CIFAR batch file never holds (refused: loading "
+            "it could run code)")
+
+
 def _read_pickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")
+            data = _DataUnpickler(f, encoding="latin1").load()
+        if not isinstance(data, dict):
+            raise DataError(f"cannot read {path}: expected a dict, got {type(data).__name__}")
+        return data
     except FileNotFoundError:
         raise DataError(f"missing file {path} (an incomplete copy? re-copy or re-download it)") from None
+    except DataError:
+        raise
     except Exception as exc:
         raise DataError(f"cannot read {path}: {exc}") from exc
 

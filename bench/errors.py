@@ -10,6 +10,17 @@ class ResbenchError(Exception):
     """Base class: a mistake the user can fix; its message says what and how."""
 
 
+MAX_MESSAGE = 2000  # characters of a message: the cause, never a whole rejected value
+
+
+def clipped(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` cut in the middle to at most ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    half = (limit - 5) // 2
+    return f"{text[:half]} ... {text[-half:]}"
+
+
 class ConfigError(ResbenchError, ValueError):
     """A bad value in a spec, a search space or a command-line override.
 
@@ -20,7 +31,7 @@ class ConfigError(ResbenchError, ValueError):
     def __init__(self, message: str, path: str = "", source: str = "") -> None:
         self.path = path
         self.source = source
-        self.detail = message
+        self.detail = message = clipped(message)
         where = ""
         if source:
             where += f"{source}: "

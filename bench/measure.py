@@ -169,7 +169,7 @@ def _run(
     return out
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -178,6 +178,20 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_features() -> str:
+    """The vector-ISA flags that decide CPU speed here (AVX2, AVX-512, native bf16, AMX)."""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return " ".join(w for w in wanted if w in have) or "none of " + "/".join(wanted)
+    except OSError:
+        pass
+    return "unknown"
 
 
 def git_sha(path: str | Path | None = None, timeout: float = 2.0) -> str:
@@ -215,10 +229,25 @@ def environment(device: torch.device | str | None = None) -> dict[str, str]:
         "cudnn": str(torch.backends.cudnn.version()) if cuda else "none",
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "gpu_count": str(torch.cuda.device_count() if cuda else 0),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": str(os.cpu_count() or 0),
         "torch_threads": str(torch.get_num_threads()),
         "platform": f"{platform.system()}-{platform.machine()}",
         "git_sha": git_sha(),
     }
     return env
+
+
+def reference_train_rate(precision: str = "fp32", batch_size: int = 128, warmup: int = 2,
+                         iters: int = 5) -> float:
+    """Training img/s of CIFAR ResNet-20 (option B) on this CPU at ``precision``, channels_last,
+    the process's threads: the figure every CPU result is recorded with, since these machines
+    differ several-fold (training-step benchmark on random 32-px inputs)."""
+    from bench.models import build_model, cifar_resnet
+
+    torch.manual_seed(0)
+    model = build_model(cifar_resnet(20, skip="projection")).to(memory_format=torch.channels_last)
+    out = benchmark(model, (3, 32, 32), "cpu", batch_size=batch_size, warmup=warmup, iters=iters,
+                    precision=precision, channels_last=True, latency_iters=0, train_step=True,
+                    num_classes=10)
+    return float(out["train_step_img_per_s"])

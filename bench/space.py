@@ -26,9 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from bench.config import apply_overrides, doc, json_schema, parse, to_dict
+from bench.config import apply_overrides, doc, json_schema, load_yaml, parse, shown, to_dict
 from bench.data import DataSpec
 from bench.errors import ConfigError, did_you_mean, unknown
 from bench.models import ArchSpec, arch_from_params
@@ -53,6 +51,13 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SCI_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")  # YAML 1.1 reads 1e-3 as a string
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _MAX_ENUMERATED = 10_000
+# Bounds on values that pass the rules but could never run: a sweep of more trials, a seed
+# NumPy rejects, a name longer than file systems allow in a path part (with the sweep id's
+# timestamp suffix), more image passes per trial than weeks of training.
+MAX_TRIALS = _MAX_ENUMERATED
+MAX_SEED = 2**32 - 1
+MAX_NAME = 100
+MAX_IMAGE_PASSES = 10**9  # train.epochs x training images of one trial
 SMOKE_TRAIN, SMOKE_TEST = 128, 64  # --smoke: images used (the dataset needs at least these)
 SMOKE_SIZE = 32  # --smoke: largest reference input side
 
@@ -105,15 +110,18 @@ class Axis:
             for i, v in enumerate(values):
                 if not isinstance(v, (bool, int, float, str, type(None))):
                     raise ConfigError(
-                        f"values must be scalars (number, string, bool, null), got {v!r}",
+                        f"values must be scalars (number, string, bool, null), got {shown(v)}",
                         f"{kind}[{i}]")
             object.__setattr__(self, kind, values)
             return
         want = 3 if kind == "qrandint" else 2
         if len(values) != want:
             shape = "[low, high, step]" if want == 3 else "[low, high]"
-            raise ConfigError(f"expected {shape}, got {list(values)}", kind)
+            raise ConfigError(f"expected {shape}, got {shown(list(values))}", kind)
         low, high = values[0], values[1]
+        if kind in ("uniform", "loguniform") and not all(
+                isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high)):
+            raise ConfigError(f"bounds must be finite numbers, got {shown(list(values))}", kind)
         if not low < high:
             raise ConfigError(f"low must be below high, got {list(values)}", kind)
         if kind == "loguniform" and low <= 0:
@@ -234,8 +242,12 @@ class Search:
             raise ConfigError(
                 "grid runs every combination once; remove num_samples or use algorithm random",
                 "num_samples")
-        if self.num_samples is not None and self.num_samples < 1:
-            raise ConfigError(f"must be >= 1, got {self.num_samples}", "num_samples")
+        if self.num_samples is not None and not 1 <= self.num_samples <= MAX_TRIALS:
+            raise ConfigError(f"must be in 1..{MAX_TRIALS:,}, got {self.num_samples}",
+                              "num_samples")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"must be in 0..{MAX_SEED} (2^32 - 1: what NumPy and Optuna's "
+                              f"samplers accept), got {self.seed}", "seed")
         if self.max_concurrent < 0 or self.max_failures < 0:
             raise ConfigError("max_concurrent and max_failures must be >= 0", "max_concurrent")
         if self.population_size is not None and self.algorithm != "optuna_nsga2":
@@ -384,8 +396,13 @@ class SearchSpace:
         import_plugins(self.plugins)
         if not _NAME_RE.match(self.name):
             raise ConfigError(
-                f"invalid name {self.name!r}; use letters, digits, '.', '_' and '-'", "name")
-        if self.tracking.experiment is not None and not self.tracking.experiment.strip():
+                f"invalid name {shown(self.name)}; use letters, digits, '.', '_' and '-'", "name")
+        experiment = self.tracking.experiment
+        for key, value in (("name", self.name), ("tracking.experiment", experiment)):
+            if value is not None and len(value) > MAX_NAME:
+                raise ConfigError(f"{shown(value)} has {len(value)} characters; the limit is "
+                                  f"{MAX_NAME} (it names folders and runs)", key)
+        if experiment is not None and not experiment.strip():
             raise ConfigError("must not be empty", "tracking.experiment")
         _check_axes(self)
         _check_reachable(self)
@@ -420,6 +437,15 @@ def import_plugins(modules: Sequence[str]) -> None:
                 f"cannot import plugin module {name!r} ({type(exc).__name__}: {exc}); it must be "
                 "importable by the driver and by every Ray worker (install it, or put its folder "
                 "on PYTHONPATH before the Ray cluster starts)", f"plugins[{i}]") from None
+        except SystemExit as exc:  # a plugin must not end the process that imports it
+            raise ConfigError(f"plugin module {name!r} called sys.exit({shown(exc.code)}) while "
+                              "being imported; a plugin only registers entries",
+                              f"plugins[{i}]") from None
+        except Exception as exc:  # noqa: BLE001 - any error in the plugin's own code
+            raise ConfigError(
+                f"plugin module {name!r} raised {type(exc).__name__} while being imported: "
+                f"{shown(str(exc))}; fix the plugin (run python -c 'import {name}' to see the "
+                "traceback)", f"plugins[{i}]") from None
         _IMPORTED.add(name)
 
 
@@ -535,37 +561,16 @@ def _check_mo_asha(space: SearchSpace) -> None:
 # --- loading ----------------------------------------------------------------------------------
 
 
-def read_yaml(path: str | Path) -> tuple[dict[str, Any], str]:
-    """The file's top-level mapping and its text; syntax errors give line and column."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"search-space file not found: {path}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read search-space file {path}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.constructor.ConstructorError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(
-            f"unsupported YAML tag at {where}{exc.problem}; search-space files are read with "
-            "YAML's safe loader: plain mappings, lists, strings, numbers and booleans only "
-            "(no !!python/... tags)", source=str(path)) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise ConfigError(f"YAML syntax error at {where}{problem}", source=str(path)) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"YAML syntax error: {exc}", source=str(path)) from None
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The file's top-level mapping, read within the limits of ``load_yaml``; syntax errors
+    give line and column."""
+    data = load_yaml(path, "search-space file")
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"expected a mapping at the top level, got {type(data).__name__}",
                           source=str(path))
-    return data, text
+    return data
 
 
 def normalize(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -598,7 +603,7 @@ def from_dict(data: Mapping[str, Any], source: str = "") -> SearchSpace:
 def load_space(path: str | Path, overrides: Sequence[str] = (), smoke: bool = False
                ) -> SearchSpace:
     """Read, override (``key.path=value``), validate and optionally shrink a space file."""
-    data, _ = read_yaml(path)
+    data = read_yaml(path)
     try:
         data = apply_overrides(data, overrides)
     except ConfigError as exc:
@@ -837,6 +842,8 @@ def validate_decoding(space: SearchSpace) -> None:
         decode(space, {"reference": i})
     for spec in {s.data: s for s in specs}.values():
         _check_dataset_size(spec.data)
+    for spec in {(s.data, s.train.epochs): s for s in specs}.values():
+        _check_image_passes(spec)
     _check_budget(space, [s.arch for s in specs])
 
 
@@ -858,6 +865,26 @@ def _check_dataset_size(data: DataSpec) -> None:
             raise ConfigError(f"{value} exceeds the {n} {'training' if key == 'subset' else 'test'} "
                               f"images of {data.name}; valid: 1 to {n} (or null for all)",
                               f"dataset.{key}")
+
+
+_CIFAR_TRAIN = 50_000
+
+
+def _check_image_passes(spec: TrialSpec) -> None:
+    """epochs x training images of one trial within ``MAX_IMAGE_PASSES`` (where the image
+    count is known without loading: a subset, or a built-in dataset's size)."""
+    data = spec.data
+    known = {"digits": _DIGITS_SPLITS[0], "synthetic": data.synthetic_size,
+             "cifar10": _CIFAR_TRAIN, "cifar100": _CIFAR_TRAIN}
+    images = data.subset or known.get(data.name)
+    if images is None:
+        return
+    epochs = spec.train.epochs
+    if epochs * images > MAX_IMAGE_PASSES:
+        raise ConfigError(
+            f"{epochs:,} epochs x {images:,} training images = {epochs * images:,} image passes "
+            f"per trial; the limit is {MAX_IMAGE_PASSES:,}: lower train.epochs or "
+            "dataset.subset", "train.epochs")
 
 
 def _check_budget(space: SearchSpace, archs: Sequence[ArchSpec]) -> None:

@@ -36,10 +36,22 @@ INCONSISTENT = "not consistent"
 INFO = "info"
 MISSING = "not measured"
 SMOKE = "n/a (smoke)"
-VERDICTS = (CONSISTENT, INCONSISTENT, INFO, MISSING, SMOKE)
+CPU_NA = "n/a (cpu form)"  # a GPU anchor (accuracy in seconds on an H100) says nothing on a CPU
+VERDICTS = (CONSISTENT, INCONSISTENT, INFO, MISSING, SMOKE, CPU_NA)
+FORMS = ("gpu", "cpu", "smoke")
 
 CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000  # the JPEG CIFAR-10's split sizes
 GPU_BUDGET_MINUTES = 8.0
+CPU_BUDGET_MINUTES = 10.0  # per study; all eight within CPU_TOTAL_MINUTES
+CPU_TOTAL_MINUTES = 60.0
+# The slower of the 2-core machines seen (AMD EPYC, AVX2 only): ResNet-20 option B, batch 128,
+# fp32 + channels_last, resident data. The CPU forms are sized so that they fit their budgets
+# there; each run measures its own machine's figure (``launchers.study``'s calibration).
+CPU_SIZING_R20_IMG_S = 261.0
+R20_MACS = 40_690_000  # CIFAR ResNet-20 (either shortcut option), MACs per 32-px image
+CPU_DENSE_SLOWDOWN = 2.2  # measured: DenseNet-BC-100 trains 2.2x slower on a CPU than its MACs say
+CPU_TRIAL_OVERHEAD_S = 3.0  # build, first batches, test pass set-up
+CPU_STUDY_OVERHEAD_S = 20.0  # interpreter, decoding the JPEG CIFAR-10 once (then cached)
 
 # The budget model (seconds on one H100, bf16, batch 512). The plain-script anchors, ResNet-20
 # and ResNet-56 for 25 epochs in 26 s and 70 s, are 6 x MACs per trained image at ~12.5 TFLOP/s
@@ -136,9 +148,20 @@ class Study:
     evaluate: Callable[[Mapping[str, Any]], list[VerdictRow]]
     space: str = ""  # the full-schedule sweep of the same question (search_spaces/...)
     budget_minutes: float = GPU_BUDGET_MINUTES
+    cpu: StudyForm | None = None  # the claim at a 2-core CPU's budget (CPU_BUDGET_MINUTES)
 
-    def form(self, smoke: bool) -> StudyForm:
-        return self.smoke if smoke else self.gpu
+    def form(self, name: str) -> StudyForm:
+        """The form ``name`` (gpu, cpu or smoke); ConfigError naming the forms it has."""
+        forms = {"gpu": self.gpu, "cpu": self.cpu, "smoke": self.smoke}
+        if forms.get(name) is None:
+            have = [k for k, v in forms.items() if v is not None]
+            raise ConfigError(f"study {self.name!r} has no {name!r} form; valid: {', '.join(have)}",
+                              "--form")
+        return forms[name]  # type: ignore[return-value]
+
+    def budget(self, form: str) -> float | None:
+        """The default --max-minutes of a form (none for smoke)."""
+        return {"gpu": self.budget_minutes, "cpu": CPU_BUDGET_MINUTES}.get(form)
 
 
 STUDIES: Registry[Study] = Registry("study")
@@ -201,12 +224,26 @@ def _effective_flops(spec: TrialSpec) -> float:
     return flops / DENSE_SLOWDOWN if arch.family == "densenet" else flops
 
 
+def cpu_flops(r20_img_per_s: float) -> float:
+    """A CPU's effective training FLOP/s from its ResNet-20 training img/s (6 x MACs an image)."""
+    return 6.0 * R20_MACS * r20_img_per_s
+
+
 def estimate_seconds(spec: TrialSpec, measure_only: bool = False,
-                     train_images: int = CIFAR_TRAIN, test_images: int = CIFAR_TEST) -> float:
-    """Estimated H100 seconds of one GPU-form trial (see the budget model's constants)."""
+                     train_images: int = CIFAR_TRAIN, test_images: int = CIFAR_TEST,
+                     cpu_r20_img_per_s: float | None = None) -> float:
+    """Estimated seconds of one trial: on one H100 (the budget model's constants), or, given a
+    CPU's ResNet-20 training img/s, on that CPU (throughput in proportion to MACs, DenseNets
+    ``CPU_DENSE_SLOWDOWN`` slower)."""
     macs = _macs(spec.arch)
-    eff = _effective_flops(spec)
-    seconds = TRIAL_OVERHEAD_S
+    if cpu_r20_img_per_s is not None:
+        eff = cpu_flops(cpu_r20_img_per_s)
+        if spec.arch.family == "densenet":
+            eff /= CPU_DENSE_SLOWDOWN
+        seconds = CPU_TRIAL_OVERHEAD_S
+    else:
+        eff = _effective_flops(spec)
+        seconds = TRIAL_OVERHEAD_S
     m = spec.measure
     if m.enabled or measure_only:
         images = (m.warmup + m.iters) * m.batch_size * (2 + (6 if m.train_step else 0))
@@ -229,11 +266,15 @@ def estimate_seconds(spec: TrialSpec, measure_only: bool = False,
     return seconds
 
 
-def estimate_study_seconds(study: Study) -> dict[str, float]:
-    """Estimated seconds of each GPU-form trial (by role) and ``total`` (with start-up)."""
-    form = study.gpu
-    out = {t.role: estimate_seconds(trial_spec(form, t), t.measure_only) for t in form.trials}
-    out["total"] = STUDY_OVERHEAD_S + sum(out.values())
+def estimate_study_seconds(study: Study, form: str = "gpu",
+                           cpu_r20_img_per_s: float = CPU_SIZING_R20_IMG_S) -> dict[str, float]:
+    """Estimated seconds of each trial of a form (by role) and ``total`` (with start-up): the
+    GPU form on one H100, the CPU form on a CPU training ResNet-20 at ``cpu_r20_img_per_s``."""
+    f = study.form(form)
+    cpu = cpu_r20_img_per_s if form == "cpu" else None
+    out = {t.role: estimate_seconds(trial_spec(f, t), t.measure_only, cpu_r20_img_per_s=cpu)
+           for t in f.trials}
+    out["total"] = (CPU_STUDY_OVERHEAD_S if cpu else STUDY_OVERHEAD_S) + sum(out.values())
     return out
 
 
@@ -251,6 +292,17 @@ class Results:
     @property
     def smoke(self) -> bool:
         return self.form == "smoke"
+
+    def roles(self, prefix: str, default: Sequence[str]) -> list[str]:
+        """The roles a verdict reads: ``default`` (the GPU form's, also standing for the smoke
+        form's stand-ins), or on the CPU form, which trains other depths and widths, the roles
+        of the results that start with ``prefix``, in run order."""
+        if self.form != "cpu":
+            return list(default)
+        return [r for r in self.trials if r.startswith(prefix)]
+
+    def has(self, role: str) -> bool:
+        return role in self.trials
 
     def get(self, role: str) -> Mapping[str, Any] | None:
         return self.trials.get(role)
@@ -350,8 +402,30 @@ def _absolute(res: Results, ok: bool | None) -> str:
     return SMOKE if res.smoke else _judge(ok)
 
 
+def _anchor(res: Results, ok: bool | None) -> str:
+    """A comparison with a GPU anchor (accuracy within seconds on one H100): GPU form only."""
+    return {"smoke": SMOKE, "cpu": CPU_NA}.get(res.form) or _judge(ok)
+
+
+def _depth_of(role: str) -> int:
+    digits = "".join(ch for ch in role.split("-")[0] if ch.isdigit())
+    return int(digits) if digits else 0
+
+
 def _both(*values: float | None) -> bool:
     return all(v is not None for v in values)
+
+
+def verdict_tally(rows: Sequence[Mapping[str, str]]) -> str:
+    """'N of M consistent': the judged rows (consistent or not) of a verdict."""
+    n = sum(r["verdict"] == CONSISTENT for r in rows)
+    return f"{n} of {n + sum(r['verdict'] == INCONSISTENT for r in rows)} consistent"
+
+
+def headline(rows: Sequence[Mapping[str, str]]) -> Mapping[str, str] | None:
+    """A verdict's first judged row (the study's main claim), else its first row."""
+    return next((r for r in rows if r["verdict"] in (CONSISTENT, INCONSISTENT)),
+                rows[0] if rows else None)
 
 
 # --- shared recipes -----------------------------------------------------------------------------
@@ -367,11 +441,13 @@ GPU_DATA: dict[str, Any] = {"name": "imagefolder", "val_fraction": 0.0}
 GPU_MEASURE: dict[str, Any] = {"enabled": True, "batch_size": 256, "warmup": 5, "iters": 20,
                                "latency_iters": 50}
 # The CPU forms (a 2-core CPU, each study <= 10 minutes, all eight <= 60 on the slower of the
-# machines seen: ResNet-20 fp32 training at ~261 img/s): the GPU recipe at batch 128 (the paper's
-# batch size) for a few epochs on a seeded subset of the JPEG CIFAR-10, scored on the test split.
+# machines seen: ResNet-20 fp32 training at ~261 img/s): the GPU recipe for a few epochs on a
+# seeded subset of the JPEG CIFAR-10, scored on the test split. Batch 32 at lr 0.05: with ~13k
+# training images a net, more steps matter most (ResNet-20, 3 x 4,300 images, measured here:
+# batch 128 / lr 0.2 37.9%, 64 / 0.1 42.3%, 32 / 0.1 42.5%, 32 / 0.05 44.9% test accuracy).
 # ``precision: auto`` takes bf16 only where a measured check found it faster on this CPU.
 CPU_TRAIN: dict[str, Any] = {
-    "epochs": 4, "batch_size": 128, "optimizer": "sgd", "lr": 0.2, "momentum": 0.9,
+    "epochs": 4, "batch_size": 32, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
     "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.0, "schedule": "onecycle",
     "onecycle_peak": 0.25, "eval_test": True, "eval_batch_size": 1000, "device": "cpu",
 }
@@ -407,6 +483,17 @@ def _plain(depth: int, **extra: Any) -> dict[str, Any]:
 
 def _tiny(arch: dict[str, Any]) -> dict[str, Any]:
     return {**arch, "width": SMOKE_WIDTH}
+
+
+def _cpu_form(trials: Sequence[StudyTrial], note: str, *, subset: int, epochs: int,
+              test_subset: int, **sections: Any) -> StudyForm:
+    """A CPU form: CPU_TRAIN for ``epochs`` on ``subset`` training images (seeded, all classes),
+    scored on ``test_subset`` test images; ``note`` says what it shortened against the paper."""
+    return StudyForm(
+        trials=tuple(trials), train={**CPU_TRAIN, "epochs": epochs},
+        data={**CPU_DATA, "subset": subset, "test_subset": test_subset},
+        note=f"CPU form: {note}; {epochs} epochs one-cycle on {subset:,} of the 50,000 training "
+             f"images, test error on {test_subset:,} of the 10,000 test images", **sections)
 
 
 def _smoke_form(trials: Sequence[StudyTrial], **sections: Any) -> StudyForm:
@@ -458,14 +545,15 @@ def _degradation(results: Mapping[str, Any]) -> list[VerdictRow]:
         "He et al. Fig. 6: plain-56 error well above ResNet-56's 6.97%",
         f"test error ResNet-56 {_pct(r56)} vs plain-56 {_pct(e56)}",
         _judge(r56 < e56 if _both(r56, e56) else None)))
-    p110, r110 = r.error("plain110"), r.error("resnet110")
-    rows.append(VerdictRow(
-        "at 110 layers the plain net fails, the residual net trains",
-        "He et al. Fig. 6: plain-110 error > 60%; ResNet-110 6.43%",
-        f"test error plain-110 {_pct(p110)} vs ResNet-110 {_pct(r110)} "
-        f"({r.epochs('resnet110') or '?'} epochs)",
-        _judge(p110 > r110 if _both(p110, r110) else None),
-        "the 110-layer pair trains fewer epochs than the others to fit the budget"))
+    if r.form != "cpu" or r.has("plain110") or r.has("resnet110"):
+        p110, r110 = r.error("plain110"), r.error("resnet110")
+        rows.append(VerdictRow(
+            "at 110 layers the plain net fails, the residual net trains",
+            "He et al. Fig. 6: plain-110 error > 60%; ResNet-110 6.43%",
+            f"test error plain-110 {_pct(p110)} vs ResNet-110 {_pct(r110)} "
+            f"({r.epochs('resnet110') or '?'} epochs)",
+            _judge(p110 > r110 if _both(p110, r110) else None),
+            "the 110-layer pair trains fewer epochs than the others to fit the budget"))
     for role in ("resnet20", "plain20", "resnet56", "plain56"):
         anchor = ANCHORS[role]
         acc = r.metric(role, "test_acc")
@@ -477,7 +565,7 @@ def _degradation(results: Mapping[str, Any]) -> list[VerdictRow]:
         rows.append(VerdictRow(
             f"resbench reproduces the plain script's {display(role)} (>= anchor - "
             f"{ANCHOR_TOLERANCE:g} pt" + (", no slower)" if "seconds" in anchor else ")"),
-            paper, f"{_pct(acc)} in {_num(secs, 1)} s training", _absolute(r, ok),
+            paper, f"{_pct(acc)} in {_num(secs, 1)} s training", _anchor(r, ok),
             "25 epochs on the 50k training images; time = training loop"))
     return rows
 
@@ -502,8 +590,12 @@ def _degradation_study() -> Study:
     smoke_depth = {20: 8, 56: 14, 110: 20}
     smoke = _smoke_form([StudyTrial(role, arch(role, smoke_depth[d], tiny=True), train=curves)
                          for role, d in roles])
+    cpu = _cpu_form([StudyTrial(role, arch(role, d)) for role, d in roles if d != 110],
+                    "plain and residual 20- and 56-layer nets (the 110-layer pair is left out), "
+                    "option-B shortcuts, full width; final training loss from the last epoch",
+                    subset=4000, epochs=3, test_subset=5000)
     return Study(
-        name="degradation",
+        name="degradation", cpu=cpu,
         title="Degradation: plain vs residual nets at 20, 56 and 110 layers",
         claim=("Deeper plain nets train worse (higher training loss, not overfitting): plain-56 "
                "is worse than plain-20 while ResNet-56 is better than ResNet-20."),
@@ -523,6 +615,8 @@ def _depth(results: Mapping[str, Any]) -> list[VerdictRow]:
     rows = []
     errors = []
     for role, paper in HE_TABLE6.items():
+        if role not in r.roles("resnet", HE_TABLE6):
+            continue  # a form that does not train this depth (the CPU form stops at 56)
         err = r.error(role)
         errors.append(err)
         gap = None if err is None else err - paper
@@ -535,9 +629,11 @@ def _depth(results: Mapping[str, Any]) -> list[VerdictRow]:
     ok = None
     if len(done) == len(errors):
         ok = done[-1] < done[0] and all(b <= a + 0.3 for a, b in zip(done, done[1:], strict=False))
+    ran = [role for role in HE_TABLE6 if role in r.roles("resnet", HE_TABLE6)]
     rows.append(VerdictRow(
-        "test error falls with depth from 20 to 110 layers (each step within 0.3 pt noise)",
-        "8.75 > 7.51 > 7.17 > 6.97 > 6.43%",
+        f"test error falls with depth from {_depth_of(ran[0]) if ran else 20} to "
+        f"{_depth_of(ran[-1]) if ran else 110} layers (each step within 0.3 pt noise)",
+        " > ".join(f"{HE_TABLE6[role]}%" for role in ran),
         " > ".join(_pct(e) for e in errors), _judge(ok)))
     for role in ("resnet20", "resnet56"):
         anchor = ANCHORS[role]
@@ -547,7 +643,7 @@ def _depth(results: Mapping[str, Any]) -> list[VerdictRow]:
             f"{display(role)} reaches the plain script's accuracy (>= anchor - "
             f"{ANCHOR_TOLERANCE:g} pt), no slower",
             f"anchor {anchor['acc']}% in {anchor['seconds']:.0f} s (option B)",
-            f"{_pct(acc)} in {_num(secs, 1)} s training", _absolute(r, ok),
+            f"{_pct(acc)} in {_num(secs, 1)} s training", _anchor(r, ok),
             "option A here (He et al.'s CIFAR shortcut); the anchors used option B"))
     return rows
 
@@ -561,8 +657,11 @@ def _depth_study() -> Study:
     )
     smoke = _smoke_form([StudyTrial(f"resnet{d}", _tiny(_resnet(s)))
                          for d, s in zip(depths, (8, 14, 20, 26, 32), strict=True)])
+    cpu = _cpu_form([StudyTrial(f"resnet{d}", _resnet(d)) for d in depths if d <= 56],
+                    "ResNet-20/32/44/56 with option-A shortcuts at full width (ResNet-110 left "
+                    "out)", subset=4000, epochs=3, test_subset=5000)
     return Study(
-        name="depth",
+        name="depth", cpu=cpu,
         title="Depth sweep: ResNet-20/32/44/56/110 against He et al. Table 6",
         claim="With identity shortcuts, CIFAR-10 test error keeps falling as depth grows "
               "from 20 to 110 layers.",
@@ -636,8 +735,13 @@ def _resnet_vs_densenet_study() -> Study:
     gpu = StudyForm(gpu_trials, train={**GPU_TRAIN, "epochs": 15}, data=GPU_DATA,
                     measure=GPU_MEASURE,
                     note="15 epochs one-cycle for all three (DenseNet-BC-100 is the slowest)")
+    cpu = _cpu_form(gpu_trials, "the papers' three nets at full size (DenseNet-BC-100 trains "
+                    "about 16x slower than ResNet-20 on a CPU, so every net sees few images); "
+                    "throughput measured with batch 32", subset=1200, epochs=3, test_subset=2000,
+                    measure={**CPU_MEASURE, "batch_size": 32, "warmup": 1, "iters": 3,
+                             "latency_iters": 10})
     return Study(
-        name="resnet_vs_densenet",
+        name="resnet_vs_densenet", cpu=cpu,
         title="ResNet vs DenseNet-BC at matched parameters and matched MACs",
         claim="DenseNet-BC is more accurate per parameter than ResNet (and per MAC), "
               "but slower and hungrier for memory per MAC.",
@@ -656,7 +760,9 @@ LESION_SMALL = 2.0  # points: what "barely changes the error" means here
 def _lesion(results: Mapping[str, Any]) -> list[VerdictRow]:
     r = Results(results)
     rows = []
-    for role in ("resnet56", "resnet110"):
+    residual = r.roles("resnet", ("resnet56", "resnet110"))
+    plain_role = (r.roles("plain", ("plain56",)) or ["plain56"])[0]
+    for role in residual:
         les = r.lesion(role)
         name = display(role)
         if not les:
@@ -693,14 +799,14 @@ def _lesion(results: Mapping[str, Any]) -> list[VerdictRow]:
             "Veit et al. 2016: error grows smoothly with the number of deleted blocks",
             "; ".join(f"k={k}: {_pct(e)}" for (k, _), e in zip(ks, errs, strict=True)) or "—",
             _judge(smooth)))
-    les = r.lesion("plain56")
+    les = r.lesion(plain_role)
     if les:
         errs = [100.0 - float(a) for a in les["single"].values()]
         med = statistics.median(errs)
-        chance = 100.0 * (1 - 1 / r.classes("plain56"))
+        chance = 100.0 * (1 - 1 / r.classes(plain_role))
         ok = med >= chance - 10.0
-        measured = f"baseline {_pct(100.0 - float(les['baseline']))}; median error {_pct(med)} " \
-                   f"after deleting one block (chance {chance:.0f}%)"
+        measured = f"{display(plain_role)}: baseline {_pct(100.0 - float(les['baseline']))}; " \
+                   f"median error {_pct(med)} after deleting one block (chance {chance:.0f}%)"
     else:
         ok, measured = None, "—"
     rows.append(VerdictRow(
@@ -726,8 +832,15 @@ def _lesion_study() -> Study:
          StudyTrial("plain56", _tiny(_plain(8)))],
         diagnostics={"lesion": True, "lesion_k": [1, 2], "lesion_samples": 2,
                      "lesion_split": "test"})
+    cpu = _cpu_form(
+        [StudyTrial("resnet32", _resnet(32)), StudyTrial("plain32", _plain(32))],
+        "ResNet-32 and plain-32 (15 blocks each) instead of ResNet-56/110 and plain-56; "
+        "single-block lesions of every block and 4 random draws of k = 2, 4, 8 deleted blocks",
+        subset=5200, epochs=3, test_subset=2000,
+        diagnostics={"lesion": True, "lesion_k": [2, 4, 8], "lesion_samples": 4,
+                     "lesion_split": "test"})
     return Study(
-        name="lesion",
+        name="lesion", cpu=cpu,
         title="Lesion study: deleting blocks from trained residual and plain nets",
         claim="Residual nets behave like ensembles of shallower paths: deleting one block of "
               "a trained ResNet barely changes its error (except at downsampling blocks), "
@@ -758,7 +871,8 @@ def _grad_ratio(r: Results, role: str) -> float | None:
 
 def _gradients(results: Mapping[str, Any]) -> list[VerdictRow]:
     r = Results(results)
-    depths = (20, 56, 110)
+    depths = tuple(sorted({_depth_of(role) for role in r.roles(
+        "plain", ("plain20", "plain56", "plain110"))})) or (20, 56, 110)
     plain = {d: _grad_ratio(r, f"plain{d}") for d in depths}
     res = {d: _grad_ratio(r, f"resnet{d}") for d in depths}
     def show(role: str, value: float | None) -> str:
@@ -774,17 +888,17 @@ def _gradients(results: Mapping[str, Any]) -> list[VerdictRow]:
     drop = hi / lo if _both(lo, hi) and lo else None
     rows.append(VerdictRow(
         f"with BN, plain nets' gradients do not vanish with depth (stem share falls less than "
-        f"{1 / VANISH:.0f}x from 20 to 110 layers)",
+        f"{1 / VANISH:.0f}x from {depths[0]} to {depths[-1]} layers)",
         "He et al. 2016, Sec. 4.1: BN keeps backward gradients at healthy norms; "
         "degradation is not vanishing gradients",
-        f"plain stem/head ratio x{_num(drop, 3)} from 20 to 110 layers",
+        f"plain stem/head ratio x{_num(drop, 3)} from {depths[0]} to {depths[-1]} layers",
         _judge(None if drop is None else drop >= VANISH)))
     ok = None
     if all(v is not None for v in (*plain.values(), *res.values())):
         ok = res[depths[-1]] >= plain[depths[-1]]
     rows.append(VerdictRow(
         "identity shortcuts carry more gradient to the first layers than a plain net "
-        "of the same depth (110 layers)",
+        f"of the same depth ({depths[-1]} layers)",
         "He et al. 2016b, Eq. (5): the shortcut adds the output gradient unchanged",
         f"residual {show(f'resnet{depths[-1]}', res[depths[-1]])} vs plain "
         f"{show(f'plain{depths[-1]}', plain[depths[-1]])}",
@@ -806,8 +920,12 @@ def _gradients_study() -> Study:
     smoke_depth = {20: 8, 56: 14, 110: 20}
     smoke = _smoke_form([StudyTrial(role, _tiny(arch(kind, smoke_depth[d])))
                          for role, kind, d in roles], diagnostics={"grad_norms": True})
+    cpu = _cpu_form([StudyTrial(role, arch(kind, d)) for role, kind, d in roles],
+                    "the paper's six nets at full width; gradient norms read on the last batch "
+                    "of each epoch", subset=2400, epochs=2, test_subset=1000,
+                    diagnostics={"grad_norms": True})
     return Study(
-        name="gradients",
+        name="gradients", cpu=cpu,
         title="Gradient flow: gradient norm per block vs depth, plain vs residual",
         claim="With batch normalisation the plain nets' gradients do not vanish (the "
               "degradation is an optimisation difficulty, not vanishing gradients); identity "
@@ -866,8 +984,11 @@ def _skips_study() -> Study:
              "compare ImageNet ResNet-34 (A/B/C) and CIFAR ResNet-110 (gating, 1x1 shortcuts)",
     )
     smoke = _smoke_form([StudyTrial(s, _tiny(_resnet(8, s))) for s in SKIP_STYLES])
+    cpu = _cpu_form([StudyTrial(s, _resnet(32, s)) for s in SKIP_STYLES],
+                    "ResNet-32 with each skip style (the GPU form: ResNet-56; the papers: "
+                    "ResNet-110 and ImageNet ResNet-34)", subset=3700, epochs=3, test_subset=4000)
     return Study(
-        name="skips",
+        name="skips", cpu=cpu,
         title="Skip styles at a fixed budget: identity (A), projection (B, C), gated, none",
         claim="Identity shortcuts are enough: projections help little, gating and 1x1 "
               "shortcuts on every block hamper deep nets, and no shortcut is worst.",
@@ -886,38 +1007,49 @@ WIDTHS = (1, 2, 4, 8)
 def _width(results: Mapping[str, Any]) -> list[VerdictRow]:
     r = Results(results)
     rows = []
-    for d in (16, 28):
-        errs = [r.error(f"wrn{d}-{k}") for k in WIDTHS]
-        params = [r.metric(f"wrn{d}-{k}", "params") for k in WIDTHS]
+    grid: dict[int, list[int]] = {}  # depth -> the widening factors run, in order
+    for role in r.roles("wrn", [f"wrn{d}-{k}" for d in (16, 28) for k in WIDTHS]):
+        d, k = role[3:].split("-")
+        grid.setdefault(int(d), []).append(int(k))
+    for d, ks in grid.items():
+        errs = [r.error(f"wrn{d}-{k}") for k in ks]
+        params = [r.metric(f"wrn{d}-{k}", "params") for k in ks]
         ok = None
         if all(e is not None for e in errs):
             ok = errs[-1] < errs[0] and all(b <= a + 0.3 for a, b in zip(errs, errs[1:], strict=False))
         rows.append(VerdictRow(
-            f"WRN-{d}-k: error falls as k grows (1, 2, 4, 8; steps within 0.3 pt noise)",
+            f"WRN-{d}-k: error falls as k grows ({', '.join(map(str, ks))}; steps within "
+            "0.3 pt noise)",
             "Zagoruyko & Komodakis 2016: wider is better at every depth they tried",
             "; ".join(f"k={k}: {_pct(e)} ({_count(p)})"
-                      for k, e, p in zip(WIDTHS, errs, params, strict=True)),
+                      for k, e, p in zip(ks, errs, params, strict=True)),
             _judge(ok)))
-    thin, wide = "wrn28-1", "wrn28-8"
+    if not grid:
+        return rows
+    deep = max(grid)
+    k_thin, k_wide = grid[deep][0], grid[deep][-1]
+    thin, wide = f"wrn{deep}-{k_thin}", f"wrn{deep}-{k_wide}"
     pt, pw = r.metric(thin, "params"), r.metric(wide, "params")
     tt, tw = r.metric(thin, "train_step_img_per_s"), r.metric(wide, "train_step_img_per_s")
     ok = None
     if _both(pt, pw, tt, tw) and tw:
         ok = (tt / tw) < (pw / pt)
+    scale = k_wide // k_thin
     rows.append(VerdictRow(
-        "widening uses the GPU better: 8x width costs far less than the 64x parameters in "
-        "training throughput",
+        f"widening uses the hardware better: {scale}x width costs far less than the "
+        f"{scale * scale}x parameters in training throughput",
         "Zagoruyko & Komodakis 2016: a wide 16-layer net beats thousand-layer thin nets in "
         "accuracy and efficiency",
-        f"WRN-28-8 vs WRN-28-1: params x{_num(pw / pt if _both(pw, pt) else None, 1)}, "
+        f"WRN-{deep}-{k_wide} vs WRN-{deep}-{k_thin}: params "
+        f"x{_num(pw / pt if _both(pw, pt) else None, 1)}, "
         f"training img/s / {_num(tt / tw if _both(tt, tw) and tw else None, 1)}",
         _judge(ok)))
-    done = [(e, k) for k in WIDTHS if (e := r.error(f"wrn28-{k}")) is not None]
+    done = [(e, k) for k in grid[deep] if (e := r.error(f"wrn{deep}-{k}")) is not None]
     best: tuple[float | None, int | None] = min(done) if done else (None, None)
     rows.append(VerdictRow(
         "WRN-28-10 reference (not trained here)",
         "4.00% error on C10+ (36.5M params, 200 epochs)",
-        f"best WRN-28-k here: k={best[1] or '—'} {_pct(best[0])}",
+        f"best WRN-{deep}-k here: k={best[1] or '—'} {_pct(best[0])}",
         MISSING if best[0] is None else INFO,
         "short schedule on JPEG CIFAR-10: the gap is the schedule and the JPEG loss"))
     return rows
@@ -936,8 +1068,13 @@ def _width_study() -> Study:
     smoke = _smoke_form(
         [StudyTrial(role, {"family": "wrn", "depth": smoke_depth[d], "widen": k, "width": 2})
          for role, d, k in roles], measure=SMOKE_MEASURE)
+    cpu = _cpu_form(
+        [StudyTrial(f"wrn16-{k}", {"family": "wrn", "depth": 16, "widen": k}) for k in (1, 2, 4)],
+        "WRN-16-k for k = 1, 2, 4 (no WRN-28, no k = 8: WRN-16-8 trains ~27x slower than "
+        "ResNet-20 on a CPU); no dropout", subset=2200, epochs=3, test_subset=5000,
+        measure={**CPU_MEASURE, "batch_size": 32, "warmup": 1, "iters": 3, "latency_iters": 10})
     return Study(
-        name="width",
+        name="width", cpu=cpu,
         title="Width: WRN-16-k and WRN-28-k for k = 1, 2, 4, 8",
         claim="Widening residual nets improves accuracy at a fixed depth, and wide nets use "
               "the GPU far better per parameter than thin ones.",
@@ -984,16 +1121,21 @@ def _imagenet(results: Mapping[str, Any]) -> list[VerdictRow]:
             f"{role}: throughput and latency on this device", "hardware-specific; none quoted",
             f"train {_num(train, 0)} img/s, inference {_num(infer, 0)} img/s, batch-1 latency "
             f"{_num(lat, 2)} ms, peak memory {_num(mem, 0)} MB",
-            MISSING if train is None else INFO))
-    d_t, r_t = r.metric("densenet121", "train_step_img_per_s"), r.metric("resnet50", "train_step_img_per_s")
+            MISSING if train is None and infer is None else INFO))
+    # Training throughput where it was measured (GPU form), else inference (the CPU form).
+    key, what = "train_step_img_per_s", "trains"
+    if r.metric("resnet50", key) is None:
+        key, what = "infer_img_per_s", "runs inference"
+    d_t, r_t = r.metric("densenet121", key), r.metric("resnet50", key)
     d_m, r_m = r.metric("densenet121", "macs"), r.metric("resnet50", "macs")
     ok = None
     if _both(d_t, r_t, d_m, r_m) and r_t and d_m:
         ok = d_t / r_t < r_m / d_m
     rows.append(VerdictRow(
-        "DenseNet-121 trains slower than its MACs suggest (vs ResNet-50)",
+        f"DenseNet-121 {what} slower than its MACs suggest (vs ResNet-50)",
         "DenseNet-121 has 0.7x ResNet-50's MACs (2.83 vs 4.09 G)",
-        f"training img/s ratio {_num(d_t / r_t if _both(d_t, r_t) and r_t else None, 2)} vs "
+        f"{'training' if what == 'trains' else 'inference'} img/s ratio "
+        f"{_num(d_t / r_t if _both(d_t, r_t) and r_t else None, 2)} vs "
         f"MACs ratio {_num(r_m / d_m if _both(r_m, d_m) and d_m else None, 2)}",
         _judge(ok)))
     for ours, ref in (("resnet50", "timm_resnet50"), ("densenet121", "timm_densenet121")):
@@ -1036,8 +1178,14 @@ def _imagenet_study() -> Study:
                       data={"name": "synthetic"}, measure=SMOKE_MEASURE, needs_data=False,
                       note="smoke form: widths / 8 (DenseNets k=4) at 32 px, 10 classes, "
                            "2 timed iterations on a CPU")
+    cpu = StudyForm(tuple(gpu_trials), train={"device": "cpu"}, data={"name": "synthetic"},
+                    measure={"enabled": True, "batch_size": 8, "warmup": 1, "iters": 3,
+                             "latency_iters": 10, "train_step": False},
+                    needs_data=False,
+                    note="CPU form: measurement only (random weights, random 224-px inputs): "
+                         "inference img/s at batch 8 and batch-1 latency, no training step")
     return Study(
-        name="imagenet",
+        name="imagenet", cpu=cpu,
         title="ImageNet-scale references: ResNet-18 to -152, DenseNet-121/169/201",
         claim="The design space reproduces the standard ImageNet nets exactly (parameters, "
               "MACs), and their speed on one GPU follows MACs for ResNets but not for DenseNets.",
@@ -1058,5 +1206,6 @@ STUDY_ORDER = ("degradation", "depth", "resnet_vs_densenet", "lesion", "gradient
 __all__ = [
     "CONSISTENT", "INCONSISTENT", "INFO", "MISSING", "SMOKE", "STUDIES", "STUDY_ORDER",
     "Results", "Study", "StudyForm", "StudyTrial", "VerdictRow", "estimate_seconds",
-    "estimate_study_seconds", "get_study", "register_study", "trial_spec",
+    "estimate_study_seconds", "get_study", "headline", "register_study", "trial_spec",
+    "verdict_tally",
 ]

@@ -19,8 +19,6 @@ import fcntl
 import logging
 import math
 import os
-import re
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +31,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from bench.errors import ResbenchError
+from bench.redaction import REDACTED, SECRET_WORDS, is_secret_key, redact, redact_uri, redacted
 
 MLFLOW_STATUS = {
     "completed": "FINISHED",
@@ -49,13 +48,6 @@ TAG_ERROR = "resbench.error"
 TAG_PARENT = "mlflow.parentRunId"
 _MAX_TAG = 5000
 _MAX_PARAM = 6000
-REDACTED = "***"
-# Word parts of a param / tag key that mark it as a credential (``aws_secret_access_key``,
-# ``api_key``, ``apiKey``, ``db.password``); matched as whole parts, so ``monkey`` or
-# ``tokenizer`` are not.
-SECRET_WORDS = frozenset({"token", "password", "passwd", "secret", "key", "apikey"})
-_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+:[^/@\s]*@")
 PROBE_TIMEOUT_S = 5.0
 
 
@@ -110,31 +102,10 @@ def ui_command(uri: str) -> str:
     return f"mlflow ui --backend-store-uri {uri}"
 
 
-def is_secret_key(key: str) -> bool:
-    """True when a word part of ``key`` (split at non-alphanumerics and camelCase humps) is one
-    of ``SECRET_WORDS``: ``aws_secret_access_key``, ``API_KEY``, ``authToken`` yes; ``monkey``,
-    ``keys``, ``tokenizer`` no."""
-    return any(part.lower() in SECRET_WORDS for part in _WORD_SPLIT.split(str(key)) if part)
-
-
-def redact(items: Mapping[str, Any]) -> dict[str, Any]:
-    """Params or tags safe to log: values of secret-looking keys become ``***`` and
-    ``user:password@`` in URLs becomes ``***@``."""
-    out: dict[str, Any] = {}
-    for key, value in items.items():
-        if is_secret_key(key):
-            out[key] = REDACTED
-        elif isinstance(value, str) and "://" in value:
-            out[key] = _USERINFO.sub(f"{REDACTED}@", value)
-        else:
-            out[key] = value
-    return out
-
-
 def _probe_http(uri: str, timeout: float) -> None:
     """One short GET of the server (no retries): ResbenchError when nothing answers, or when it
     refuses the credentials of MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD."""
-    shown = _USERINFO.sub(f"{REDACTED}@", uri)
+    shown = redact_uri(uri)
     url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
     request = urllib.request.Request(url)
     user = os.environ.get("MLFLOW_TRACKING_USERNAME")
@@ -157,33 +128,150 @@ def _probe_http(uri: str, timeout: float) -> None:
             "another --tracking-uri") from None
 
 
-def _probe_folder(folder: Path, what: str) -> None:
-    """ResbenchError unless ``folder`` can be created and written."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".resbench-probe-"):
-            pass
-    except OSError as exc:
+def unwritable(path: Path) -> str:
+    """Why ``path`` (a folder, created later if missing) cannot be written, or '' when it can;
+    checked without writing: the nearest existing folder at or above it must be a writable
+    directory (``os.access`` also sees a read-only file system)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{str(probe)!r} is not a directory"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{str(probe)!r} is not writable"
+    return ""
+
+
+def _probe_folder(folder: Path, what: str, role: str = "store") -> None:
+    """ResbenchError unless ``folder`` can be created and written (nothing is written)."""
+    why = unwritable(folder)
+    if why:
         raise ResbenchError(
-            f"cannot write the MLflow store {what}: {folder} is not a writable folder "
-            f"({exc.strerror or exc}); pass another --tracking-uri") from None
+            f"cannot write the MLflow {role} of {what}: {folder} is not a writable folder "
+            f"({why}); pass another --tracking-uri") from None
 
 
-def check_store(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
-    """Fail fast, before any training, on a tracking store that cannot be used: an http(s)
-    server that does not answer within ``timeout`` seconds (or refuses the credentials), or a
-    local SQLite / file store whose folder cannot be written. Other schemes are not probed."""
-    if uri.startswith(("http://", "https://")):
-        _probe_http(uri, timeout)
-        return
-    db = local_store(uri)
-    if db is not None:
-        if db.exists() and not os.access(db, os.W_OK):
-            raise ResbenchError(f"cannot write the MLflow store {uri}: {db} is read-only")
+SQLITE_MAGIC = b"SQLite format 3\0"
+DB_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+
+
+def _probe_sqlite(uri: str, db: Path) -> None:
+    """An existing database file must be a readable SQLite database (not another file, not
+    corrupt) and writable; a missing one is created in a writable folder later."""
+    if not db.exists():
         _probe_folder(db.parent, uri)
-    elif uri.startswith("file:") or "://" not in uri:
+        return
+    if not db.is_file():
+        raise ResbenchError(f"cannot use the MLflow store {uri}: {db} is not a file")
+    with open(db, "rb") as f:
+        head = f.read(len(SQLITE_MAGIC))
+    if head and head != SQLITE_MAGIC:
+        raise ResbenchError(f"cannot use the MLflow store {uri}: {db} is not an SQLite "
+                            "database; pass another --tracking-uri (or move the file away)")
+    if head:
+        import sqlite3
+
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=PROBE_TIMEOUT_S)
+            try:
+                con.execute("select count(*) from sqlite_master").fetchone()
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise ResbenchError(f"cannot use the MLflow store {uri}: {db} is a corrupt SQLite "
+                                f"database ({exc}); pass another --tracking-uri") from None
+    if not os.access(db, os.W_OK):
+        raise ResbenchError(f"cannot write the MLflow store {uri}: {db} is read-only")
+    _probe_folder(db.parent, uri)
+
+
+def _probe_database(uri: str, timeout: float) -> None:
+    """A database URI (postgresql, mysql, mssql): its Python driver installed, its server
+    reachable within ``timeout`` seconds, and a connection accepted."""
+    import socket
+    import threading
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    shown = redact_uri(uri)
+    try:
+        url = make_url(uri)
+        dialect = url.get_dialect()
+    except Exception as exc:  # noqa: BLE001 - an unparsable URI or an unknown driver
+        raise ResbenchError(f"cannot use the tracking URI {shown}: {exc}") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        name = getattr(exc, "name", None) or str(exc)
+        raise ResbenchError(
+            f"the tracking URI {shown} needs the Python database driver {name!r} "
+            f"({url.drivername}), which is not installed; install it (pip install {name}) or "
+            "pass another --tracking-uri") from None
+    host = url.host or "localhost"
+    port = url.port or DB_PORTS.get(url.get_backend_name())
+    if port:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError as exc:
+            raise ResbenchError(
+                f"cannot reach the database server {host}:{port} of the tracking URI {shown} "
+                f"({exc.strerror or exc}); start it, or pass another --tracking-uri") from None
+    failure: list[str] = []
+
+    def connect() -> None:
+        try:
+            create_engine(uri, poolclass=NullPool).connect().close()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failure.append(redact_uri(str(exc).strip().splitlines()[0] if str(exc).strip()
+                                      else type(exc).__name__))
+
+    worker = threading.Thread(target=connect, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        failure.append(f"no answer within {timeout:g} s")
+    if failure:
+        raise ResbenchError(f"cannot open the tracking database {shown}: {failure[0]}; check "
+                            "it, or pass another --tracking-uri")
+
+
+def tracking_schemes() -> list[str]:
+    """The URI schemes MLflow has a tracking store for (built in and plugins)."""
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    return sorted(k for k in _tracking_store_registry._registry if k)
+
+
+def check_store(uri: str, timeout: float = PROBE_TIMEOUT_S,
+                artifact_location: str | None = None) -> None:
+    """Fail fast, before anything is written, on a tracking store that cannot be used: a
+    scheme MLflow has no store for; an http(s) server that does not answer within ``timeout``
+    seconds (or refuses the credentials); a database whose driver is missing, whose server is
+    unreachable or refuses the connection; a SQLite file that is not a database, is corrupt or
+    read-only; a local store or artifact folder that cannot be written. Nothing is written."""
+    from urllib.parse import urlparse
+
+    shown = redact_uri(uri)
+    scheme = urlparse(uri).scheme if "://" in uri or uri.startswith("file:") else ""
+    backend = scheme.split("+")[0]
+    if scheme and backend not in tracking_schemes():
+        raise ResbenchError(
+            f"unknown tracking URI scheme {scheme!r} in {shown}; valid: "
+            f"{', '.join(tracking_schemes())} (or a local folder)")
+    if backend in ("http", "https"):
+        _probe_http(uri, timeout)
+    elif backend in DB_PORTS:
+        _probe_database(uri, timeout)
+    elif (db := local_store(uri)) is not None:
+        _probe_sqlite(uri, db)
+    elif backend == "file" or not scheme:
         path = uri[len("file://"):] if uri.startswith("file://") else uri.removeprefix("file:")
-        _probe_folder(Path(path), uri)
+        _probe_folder(Path(path), shown)
+    if artifact_location and artifact_location.startswith("file:"):
+        folder = Path(urlparse(artifact_location).path)
+        _probe_folder(folder, shown, role="artifact folder")
 
 
 def _finite(value: Any) -> float | None:
@@ -284,6 +372,15 @@ class Tracker:
             self.client.log_text(run_id, text, name)
         return run_id
 
+    def restore_texts(self, run_id: str, texts: Mapping[str, str]) -> list[str]:
+        """Log again each of ``texts`` (artifact name -> content) missing from the run's
+        artifacts (its folder was deleted meanwhile); the names logged again."""
+        present = {a.path for a in self.client.list_artifacts(run_id)}
+        missing = [name for name in texts if name not in present]
+        for name in missing:
+            self.client.log_text(run_id, texts[name], name)
+        return missing
+
     def end_sweep(self, run_id: str, status: str, metrics: Mapping[str, Any],
                   tags: Mapping[str, str] | None = None) -> None:
         self.log_metrics(run_id, metrics)
@@ -369,6 +466,8 @@ __all__ = [
     "check_store",
     "is_secret_key",
     "redact",
+    "redact_uri",
+    "redacted",
     "quiet_store_logs",
     "Tracker",
     "default_artifact_location",

@@ -3,7 +3,8 @@
 
 Data live on the device as uint8 and are augmented there (``bench.augment``); per-step work is
 kept free of host syncs (loss and accuracy sums stay on the device and are read once per epoch).
-Runs bf16 autocast on CUDA, fp32 on CPU, channels_last on both (measured faster on CPU too). NaN/inf losses end the trial with status
+Runs bf16 autocast on CUDA and, on a CPU, where a measured check finds it faster
+(``bench.precision``), channels_last on both (measured faster on CPU too). NaN/inf losses end the trial with status
 ``diverged`` rather than an exception. Checkpoints go through the per-epoch ``report`` callback,
 and a checkpoint passed back as ``resume`` continues the run exactly (bitwise on CPU).
 Imports only torch, numpy, PyYAML and torchvision (plus timm for the models): no Ray, MLflow or
@@ -31,6 +32,7 @@ from bench.measure import benchmark, environment
 from bench.models import ArchSpec, arch_from_params, build_model, cifar_resnet, cost
 
 CHECKPOINT_FORMAT = 1
+MAX_EPOCHS = 100_000  # a bound that no real recipe reaches; more is a typo or an attack
 ReportFn = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]
 
 # Metric names are stable (sweeps, tracking and reports key on them); accuracies in percent.
@@ -90,7 +92,8 @@ class TrainSpec:
     onecycle_div: float = doc("onecycle: starting LR = lr / onecycle_div", default=25.0)
     final_lr: float = doc("cosine / onecycle: final LR as a fraction of lr", default=0.0)
     grad_clip: float = doc("clip the global gradient norm to this; 0 = off", default=0.0)
-    precision: Literal["auto", "fp32", "bf16"] = doc("auto: bf16 on CUDA, fp32 on CPU", default="auto")
+    precision: Literal["auto", "fp32", "bf16"] = doc(
+        "auto: bf16 on CUDA; on a CPU bf16 only where a measured check finds it faster", default="auto")
     channels_last: Literal["auto"] | bool = doc(
         "NHWC activations; auto: on (faster with cuDNN and with oneDNN on CPU)", default="auto"
     )
@@ -108,7 +111,7 @@ class TrainSpec:
 
     def __post_init__(self) -> None:
         checks = {
-            "epochs": self.epochs >= 1,
+            "epochs": 1 <= self.epochs <= MAX_EPOCHS,
             "batch_size": self.batch_size >= 1,
             "eval_batch_size": self.eval_batch_size >= 1,
             "lr": self.lr > 0 and math.isfinite(self.lr),
@@ -127,7 +130,7 @@ class TrainSpec:
             "milestones": all(0 < m < 1 for m in self.milestones),
         }
         rules = {
-            "epochs": ">= 1", "batch_size": ">= 1", "eval_batch_size": ">= 1", "lr": "> 0",
+            "epochs": f"in 1..{MAX_EPOCHS:,}", "batch_size": ">= 1", "eval_batch_size": ">= 1", "lr": "> 0",
             "momentum": "in [0, 1)", "weight_decay": ">= 0", "label_smoothing": "in [0, 1)",
             "warmup_epochs": f"in [0, epochs={self.epochs})", "gamma": "in (0, 1]",
             "onecycle_peak": "in (0, 1)", "onecycle_div": ">= 1", "final_lr": "in [0, 1]",
@@ -275,18 +278,27 @@ class Execution:
     channels_last: bool
 
 
-def execution(t: TrainSpec) -> Execution:
-    """The execution a TrainSpec asks for (auto: bf16 on CUDA only, channels_last on both); sets
-    the process's intra-op threads (``threads``) and cuDNN autotuning on CUDA."""
+def execution(t: TrainSpec, cache_dir: str | None = None) -> Execution:
+    """The execution a TrainSpec asks for; sets the process's intra-op threads (``threads``) and
+    cuDNN autotuning on CUDA. ``precision: auto`` is bf16 on CUDA and, on a CPU, whatever the
+    measured check of ``bench.precision`` found faster there (cached in ``cache_dir``);
+    channels_last is on by default on both."""
     device = resolve_device(t.device)
     cuda = device.type == "cuda"
     if t.threads:
         torch.set_num_threads(t.threads)
     if cuda:
         torch.backends.cudnn.benchmark = True
+    bf16 = t.precision == "bf16"
+    if t.precision == "auto":
+        if cuda:
+            bf16 = True
+        elif device.type == "cpu":
+            from bench.precision import cpu_bf16
+
+            bf16 = cpu_bf16(cache_dir)
     return Execution(
-        device,
-        bf16=t.precision == "bf16" or (t.precision == "auto" and cuda),
+        device, bf16=bf16,
         channels_last=True if t.channels_last == "auto" else bool(t.channels_last),
     )
 
@@ -304,7 +316,7 @@ def measure_model(model: nn.Module, arch: ArchSpec, ex: Execution, m: MeasureSpe
 def measure_untrained(spec: TrialSpec) -> dict[str, float]:
     """Params, MACs, throughput, latency and memory of the untrained model (a measurement-only
     trial: no data, no training)."""
-    ex = execution(spec.train)
+    ex = execution(spec.train, spec.data.cache_dir)
     torch.manual_seed(spec.train.seed)
     model = build_model(spec.arch).to(ex.device)
     if ex.channels_last:
@@ -369,7 +381,7 @@ class _Trial:
     def __init__(self, spec: TrialSpec) -> None:
         t = spec.train
         self.spec = spec
-        self.ex = execution(t)
+        self.ex = execution(t, spec.data.cache_dir)
         self.device, self.bf16, self.channels_last = self.ex.device, self.ex.bf16, self.ex.channels_last
         cuda = self.device.type == "cuda"
 
@@ -547,6 +559,10 @@ def train(spec: TrialSpec, report: ReportFn | None = None, resume: Mapping[str, 
     wall = time.perf_counter()
     env = environment(resolve_device(spec.train.device))
     trial = _Trial(spec)
+    # What actually ran (``auto`` resolved, the threads the trial set).
+    env.update(precision="bf16" if trial.bf16 else "fp32",
+               channels_last=str(trial.channels_last).lower(),
+               torch_threads=str(torch.get_num_threads()))
     if resume is not None:
         trial.load_state_dict(resume)
     checkpoint = trial.state_dict

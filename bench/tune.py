@@ -36,6 +36,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from bench.config import flatten, to_dict
 from bench.diagnostics import lesion_metrics
 from bench.errors import ResbenchError
+from bench.redaction import redact_uri
 from bench.space import (
     COST_METRICS,
     EPOCH_METRICS,
@@ -281,12 +282,25 @@ def make_scheduler(space: SearchSpace) -> Any:
 # --- trial outcome helpers (shared by the callbacks and the summary) ----------------------------
 
 
-def status_of(result: Mapping[str, Any] | None, errored: bool) -> str:
+# The cause recorded for a trial that ended without its final report where no scheduler
+# stops trials (e.g. its checkpoint could not be written to the storage).
+NO_FINAL_REPORT = ("the trial ended without its final report and no scheduler stops trials in "
+                   "this sweep: its process or the storage (checkpoints, results) failed")
+
+
+def status_of(result: Mapping[str, Any] | None, errored: bool, early_stopping: bool = True
+              ) -> str:
+    """A trial's resbench status from its last result: without a final report it was stopped
+    by the scheduler when there is one (``early_stopping``), else it failed."""
     if errored:
         return "failed"
     if not result:
         return "interrupted"
-    return str(result.get(STATUS_KEY) or "stopped")  # no final report: stopped by the scheduler
+    return str(result.get(STATUS_KEY) or ("stopped" if early_stopping else "failed"))
+
+
+def early_stopping(space: SearchSpace) -> bool:
+    return space.scheduler.type != "none"
 
 
 def _numeric(result: Mapping[str, Any]) -> dict[str, float]:
@@ -335,15 +349,33 @@ def trial_params(space: SearchSpace, config: Mapping[str, Any], spec: Any) -> di
 # --- driver-side callbacks -------------------------------------------------------------------------
 
 
+# Tracking URIs with credentials seen by this driver, by their redacted form: a target
+# unpickled from Ray's tuner.pkl (which only ever holds the redacted URI) gets its credentials
+# back from the URI the resuming driver was given, never from a file.
+_CREDENTIALED: dict[str, str] = {}
+
+
 @dataclass
 class TrackingTarget:
-    """Where a sweep's runs go (picklable: lives in Ray's tuner.pkl for restores)."""
+    """Where a sweep's runs go (picklable: lives in Ray's tuner.pkl for restores; pickled
+    without the URI's credentials)."""
 
     uri: str
     experiment: str
     artifact_location: str | None
     parent_id: str
     sweep_id: str
+
+    def __post_init__(self) -> None:
+        shown = redact_uri(self.uri)
+        if shown != self.uri:
+            _CREDENTIALED[shown] = self.uri
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "uri": redact_uri(self.uri)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({**state, "uri": _CREDENTIALED.get(state["uri"], state["uri"])})
 
 
 def error_text(trial: Any) -> str:
@@ -451,8 +483,10 @@ class TrackingCallback(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result
-        self._guard(lambda: self.finish(trial.trial_id, trial.config, result,
-                                        status_of(result, False)))
+        status = status_of(result, False, early_stopping(self.space))
+        error = NO_FINAL_REPORT if result and STATUS_KEY not in result and status == "failed" \
+            else ""
+        self._guard(lambda: self.finish(trial.trial_id, trial.config, result, status, error))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._guard(lambda: self.finish(trial.trial_id, trial.config, trial.last_result,
@@ -516,7 +550,7 @@ class ProgressCallback(Callback):
         print("  ".join(parts), flush=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._line(trial, status_of(trial.last_result, False))
+        self._line(trial, status_of(trial.last_result, False, early_stopping(self.space)))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._line(trial, "failed: " + (error_text(trial).splitlines() or ["?"])[0])
@@ -585,10 +619,11 @@ def cluster_gpus() -> float:
     return float(ray.cluster_resources().get("GPU", 0.0))
 
 
-def max_node_gpus() -> float:
-    """GPUs of the largest alive node: a trial cannot span nodes."""
-    return max((float(n.get("Resources", {}).get("GPU", 0.0)) for n in ray.nodes() if n.get("Alive")),
-               default=0.0)
+def max_node_resources() -> tuple[float, float]:
+    """(CPUs, GPUs) of the largest alive nodes: a trial cannot span nodes."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    return (max((float(r.get("CPU", 0.0)) for r in nodes), default=0.0),
+            max((float(r.get("GPU", 0.0)) for r in nodes), default=0.0))
 
 
 def make_tuner(space: SearchSpace, kind: str, configs: list[dict[str, Any]] | None,
@@ -677,8 +712,11 @@ def outcomes(results: Any, space: SearchSpace) -> list[Outcome]:
             for row in df.to_dict("records"):
                 if row.get("epoch"):
                     history.append(epoch_metrics(row))
-        out.append(Outcome(trial_id, trial_kind(config), config, label,
-                           status_of(metrics, errored), metrics, error, str(res.path), history))
+        status = status_of(metrics, errored, early_stopping(space))
+        if status == "failed" and not errored and STATUS_KEY not in metrics:
+            error = NO_FINAL_REPORT
+        out.append(Outcome(trial_id, trial_kind(config), config, label, status, metrics, error,
+                           str(res.path), history))
     return out
 
 

@@ -3,6 +3,7 @@
     python -m launchers.study list                              # the studies and GPU budgets
     python -m launchers.study degradation --smoke               # tiny CPU form (digits)
     python -m launchers.study degradation --tarball cifar10-jpeg.tar.gz   # GPU form
+    python -m launchers.study all --form cpu --tarball cifar10-jpeg.tar.gz  # 2-core CPU forms
     python -m launchers.study all --data-root DIR --out results/
     python -m launchers.study import results/degradation.json [--tracking-uri URI]
 
@@ -11,8 +12,14 @@ A study runs its trials one after another through the standalone trainer
 a progress line per epoch, then a table of the trials and the verdict (claim, paper number,
 measured number), and writes one JSON with every trial's spec, metrics, history, diagnostics
 and environment plus the verdict rows (rewritten after every trial, so an interrupted run
-keeps what finished). ``--max-minutes`` (default 8 for the GPU form) skips the trials that
-would start after that much time; they are recorded as ``skipped``.
+keeps what finished). ``--max-minutes`` (default 8 for the GPU form, 10 for the CPU form) skips
+the trials that would start after that much time; they are recorded as ``skipped``.
+
+Forms (``--form``): ``gpu`` (the paper-scale claim, about 8 minutes on one H100), ``cpu`` (the
+claim at a 2-core CPU's budget: at most 10 minutes a study, 60 for all eight), ``smoke`` (tiny
+stand-ins: the code path only; ``--smoke`` is short for it). A CPU-form run first measures this
+CPU's ResNet-20 training img/s (fp32, and the precision ``auto`` picks), records it beside the
+results with the CPU model, and estimates each trial's time from it.
 
 The GPU form needs the JPEG CIFAR-10 tree (``train/`` + ``test/``): ``--data-root DIR``,
 ``--tarball FILE`` (extracted to a temporary folder) or the RESBENCH_DATA environment variable.
@@ -51,7 +58,7 @@ from bench.config import to_dict
 from bench.diagnostics import lesion_metrics
 from bench.errors import ConfigError, ResbenchError, did_you_mean
 from bench.jsonio import finite, write_atomic
-from bench.studies import STUDIES, STUDY_ORDER, Study, StudyForm, StudyTrial, get_study
+from bench.studies import FORMS, STUDIES, STUDY_ORDER, Study, StudyForm, StudyTrial, get_study
 
 RESULTS_FORMAT = 1
 COMMANDS = ("list", "all", "import")
@@ -72,8 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME|all|list|import",
                    help="a study, 'all' (every study in order), 'list', or 'import FILE'")
     p.add_argument("file", nargs="?", metavar="FILE", help="import: the results JSON")
-    p.add_argument("--smoke", action="store_true",
-                   help="the tiny CPU form (digits, one epoch): tests the code path only")
+    p.add_argument("--form", choices=FORMS, default=None,
+                   help="gpu (default; the paper-scale claim), cpu (the claim on a 2-core CPU, "
+                        "<= 10 min a study) or smoke (tiny stand-ins: the code path only)")
+    p.add_argument("--smoke", action="store_true", help="short for --form smoke")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"),
                    help="train.device of every trial (default: the form's; GPU form: auto)")
     src = p.add_mutually_exclusive_group()
@@ -87,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "with 'all': the folder")
     p.add_argument("--max-minutes", type=float, metavar="M",
                    help="skip trials that would start after M minutes (default 8 for the GPU "
-                        "form, no limit for --smoke); with 'all' per study")
+                        "form, 10 for the CPU form, no limit for --smoke); with 'all' per study")
+    p.add_argument("--dry-run", action="store_true",
+                   help="parse every trial and print the plan with estimates; train nothing")
     p.add_argument("--trials", metavar="ROLE,...", help="only these trials (roles; see 'list')")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a spec key of every trial, e.g. train.compile=true (repeatable)")
@@ -248,7 +259,7 @@ def build_specs(study: Study, args: argparse.Namespace, root: str | None
     from bench.data import resolve_paths
     from bench.trainer import parse_trial
 
-    form = study.form(args.smoke)
+    form = study.form(args.form)
     trials = list(form.trials)
     if args.trials:
         wanted = [t.strip() for t in args.trials.split(",") if t.strip()]
@@ -258,7 +269,7 @@ def build_specs(study: Study, args: argparse.Namespace, root: str | None
             raise ConfigError(f"unknown trial {bad[0]!r} of study {study.name!r}; valid: "
                               f"{', '.join(roles)}", "--trials")
         trials = [t for t in trials if t.role in wanted]
-    changes = data_changes(form, args.smoke, root, args.cache_dir)
+    changes = data_changes(form, args.form == "smoke", root, args.cache_dir)
     out = []
     for trial in trials:
         data = form.trial_data(trial)
@@ -272,11 +283,11 @@ def build_specs(study: Study, args: argparse.Namespace, root: str | None
             raise exc.at(source=f"study {study.name!r}, trial {trial.role!r}") from None
         spec = dataclasses.replace(spec, data=resolve_paths(spec.data, os.environ))
         if form.needs_data and not trial.measure_only and spec.data.name == "imagefolder" \
-                and not spec.data.root:
+                and not spec.data.root and not args.dry_run:
             raise ConfigError(
-                f"the GPU form of {study.name!r} trains on the JPEG CIFAR-10: pass --data-root "
+                f"the {args.form} form of {study.name!r} trains on the JPEG CIFAR-10: pass --data-root "
                 "DIR (the tree with train/ and test/), --tarball cifar10-jpeg.tar.gz, or set "
-                "RESBENCH_DATA; or run the CPU form with --smoke", "--data-root")
+                "RESBENCH_DATA; or run the smoke form with --smoke", "--data-root")
         out.append((trial, spec))
     return out
 
@@ -331,43 +342,98 @@ def run_trial(trial: StudyTrial, spec: Any, quiet: bool) -> dict[str, Any]:
     return json.loads(json.dumps(finite(record)))
 
 
-def default_out(name: str, smoke: bool) -> Path:
-    return Path("results") / (f"{name}.smoke.json" if smoke else f"{name}.json")
+def default_out(name: str, form: str) -> Path:
+    return Path("results") / (f"{name}.json" if form == "gpu" else f"{name}.{form}.json")
 
 
-def canonical_command(name: str, smoke: bool) -> str:
-    return f"python -m launchers.study {name}" + (
-        " --smoke" if smoke else " --tarball cifar10-jpeg.tar.gz")
+def canonical_command(name: str, form: str) -> str:
+    return f"python -m launchers.study {name}" + {
+        "smoke": " --smoke", "cpu": " --form cpu --tarball cifar10-jpeg.tar.gz",
+    }.get(form, " --tarball cifar10-jpeg.tar.gz")
+
+
+def calibrate(spec: Any) -> dict[str, Any]:
+    """This CPU's ResNet-20 training img/s (fp32, and the precision ``auto`` picks for the
+    form's trials), its model and threads: recorded beside every CPU-form result."""
+    import torch
+
+    from bench.measure import cpu_features, cpu_model, reference_train_rate
+    from bench.trainer import execution
+
+    ex = execution(spec.train, spec.data.cache_dir)
+    out: dict[str, Any] = {"cpu": cpu_model(), "cpu_features": cpu_features(),
+                           "cores": os.cpu_count() or 0,
+                           "threads": torch.get_num_threads(),
+                           "precision": "bf16" if ex.bf16 else "fp32",
+                           "resnet20_fp32_train_img_per_s": reference_train_rate("fp32")}
+    out["resnet20_train_img_per_s"] = (reference_train_rate("bf16") if ex.bf16
+                                       else out["resnet20_fp32_train_img_per_s"])
+    return out
+
+
+def dry_run(study: Study, args: argparse.Namespace, root: str | None) -> float:
+    """Print a study form's trials with their estimated seconds; nothing is trained or
+    written. Returns the estimated total (seconds)."""
+    from bench.studies import CPU_SIZING_R20_IMG_S, estimate_seconds
+
+    specs = build_specs(study, args, root)
+    cpu = CPU_SIZING_R20_IMG_S if args.form == "cpu" else None
+    rows = [["role", "model", "epochs", "images", "estimate s"]]
+    total = 0.0
+    for trial, spec in specs:
+        est = estimate_seconds(spec, trial.measure_only, cpu_r20_img_per_s=cpu) \
+            if args.form != "smoke" else None
+        total += est or 0.0
+        rows.append([trial.role, spec.arch.label,
+                     "—" if trial.measure_only else str(spec.train.epochs),
+                     "—" if trial.measure_only else str(spec.data.subset or "all"),
+                     "—" if est is None else f"{est:.0f}"])
+    where = {"cpu": f"on a CPU training ResNet-20 at {CPU_SIZING_R20_IMG_S:.0f} img/s",
+             "gpu": "on one H100"}.get(args.form, "")
+    print(f"study {study.name} ({args.form} form): {len(specs)} trials"
+          + (f", estimated {total / 60:.1f} min {where}" if where else ""))
+    print(table(rows))
+    return total
 
 
 def run_study(study: Study, args: argparse.Namespace, root: str | None, out: Path) -> int:
     """Run one study, print its tables, write its JSON; the exit code (0 or 1)."""
     from bench.measure import environment
+    from bench.studies import estimate_seconds
     from bench.trainer import resolve_device
 
     specs = build_specs(study, args, root)
-    form = study.form(args.smoke)
-    limit = args.max_minutes if args.max_minutes is not None else (
-        None if args.smoke else study.budget_minutes)
-    estimates: dict[str, float] = {}
-    if not args.smoke:
-        from bench.studies import estimate_seconds
-
-        estimates = {t.role: estimate_seconds(s, t.measure_only) for t, s in specs}
+    form = study.form(args.form)
+    limit = args.max_minutes if args.max_minutes is not None else study.budget(args.form)
     quiet = args.quiet
-    _say(f"study {study.name} ({'smoke' if args.smoke else 'GPU'} form): {study.title}", quiet)
+    _say(f"study {study.name} ({args.form} form): {study.title}", quiet)
     _say(f"  claim: {study.claim}", quiet)
     _say(f"  {form.note}", quiet)
+    estimates: dict[str, float] = {}
+    calibration: dict[str, Any] = {}
+    where = "on one H100 (from the anchors)"
+    if args.form == "cpu" and specs:
+        calibration = calibrate(specs[0][1])
+        rate = calibration["resnet20_train_img_per_s"]
+        _say(f"  this CPU: {calibration['cpu']}, {calibration['threads']} thread(s): ResNet-20 "
+             f"trains at {calibration['resnet20_fp32_train_img_per_s']:.0f} img/s in fp32"
+             + (f", {rate:.0f} in bf16 (precision auto picks bf16 here)"
+                if calibration["precision"] == "bf16" else ""), quiet)
+        estimates = {t.role: estimate_seconds(s, t.measure_only, cpu_r20_img_per_s=rate)
+                     for t, s in specs}
+        where = "on this CPU (from its ResNet-20 rate)"
+    elif args.form == "gpu":
+        estimates = {t.role: estimate_seconds(s, t.measure_only) for t, s in specs}
     if estimates:
-        _say(f"  {len(specs)} trials, estimated {sum(estimates.values()) / 60:.1f} min on one "
-             f"H100 (from the anchors)" + (f"; budget {limit:g} min" if limit else ""), quiet)
+        _say(f"  {len(specs)} trials, estimated {sum(estimates.values()) / 60:.1f} min {where}"
+             + (f"; budget {limit:g} min" if limit else ""), quiet)
     started = dt.datetime.now(dt.UTC)
     first_device = specs[0][1].train.device if specs else "auto"
     doc: dict[str, Any] = {
         "format": RESULTS_FORMAT, "study": study.name, "title": study.title,
-        "form": "smoke" if args.smoke else "gpu", "claim": study.claim,
+        "form": args.form, "claim": study.claim,
         "citation": study.citation, "paper": study.paper, "note": form.note,
-        "space": study.space, "command": canonical_command(study.name, args.smoke),
+        "space": study.space, "command": canonical_command(study.name, args.form),
         "argv": shlex.join(["python", "-m", "launchers.study", *getattr(args, "argv", [])]),
         "overrides": list(args.overrides), "started": started.isoformat(timespec="seconds"),
         "budget": {"max_minutes": limit, "estimate_s": estimates},
@@ -375,6 +441,13 @@ def run_study(study: Study, args: argparse.Namespace, root: str | None, out: Pat
         "trials": [], "verdict": [],
     }
     doc["device"] = doc["env"].get("device", "")
+    if calibration:
+        doc["calibration"] = calibration
+        doc["device"] = (f"{calibration['cpu']} ({calibration['cores']} cores, "
+                         f"{calibration['threads']} thread(s); ResNet-20 "
+                         f"{calibration['resnet20_fp32_train_img_per_s']:.0f} img/s fp32"
+                         + (f", {calibration['resnet20_train_img_per_s']:.0f} bf16"
+                            if calibration["precision"] == "bf16" else "") + ")")
     failed = False
     began = time.perf_counter()
     for i, (trial, spec) in enumerate(specs):
@@ -388,7 +461,11 @@ def run_study(study: Study, args: argparse.Namespace, root: str | None, out: Pat
                 "message": f"skipped: started after the {limit:g}-minute budget",
                 "metrics": {}, "history": [], "diagnostics": {}, "env": {}, "wall_time_s": 0.0})
             continue
-        est = f" (estimate {estimates[trial.role]:.0f} s)" if trial.role in estimates else ""
+        est = ""
+        if trial.role in estimates:
+            left = sum(estimates[t.role] for t, _ in specs[i:])
+            est = (f" (estimate {estimates[trial.role]:.0f} s; elapsed {elapsed / 60:.1f} min, "
+                   f"about {left / 60:.1f} min left)")
         _say(f"{head}{est}", quiet)
         record = run_trial(trial, spec, quiet)
         failed |= record["status"] == "failed"
@@ -400,7 +477,7 @@ def run_study(study: Study, args: argparse.Namespace, root: str | None, out: Pat
         _finish(study, doc, began, out)
     _finish(study, doc, began, out)
     print(f"\n{study.name}: trials\n{trials_table(doc['trials'])}")
-    print(f"\n{study.name}: verdict ({'smoke form: code path only' if args.smoke else doc['device']})")
+    print(f"\n{study.name}: verdict ({'smoke form: code path only' if args.form == 'smoke' else doc['device']})")
     print(verdict_text(doc["verdict"]))
     print(f"\n{study.name}: {verdict_summary(doc['verdict'])}; {doc['wall_time_s']:.1f} s; "
           f"wrote {out}")
@@ -530,19 +607,21 @@ def import_results(path: str | Path, tracking_uri: str | None = None,
 
 
 def list_studies() -> str:
-    from bench.studies import estimate_study_seconds
+    from bench.studies import CPU_SIZING_R20_IMG_S, estimate_study_seconds
 
-    rows = [["study", "GPU trials", "GPU estimate", "title"]]
+    rows = [["study", "GPU trials", "GPU estimate", "CPU estimate", "title"]]
     for name in STUDY_ORDER:
         study = get_study(name)
         est = estimate_study_seconds(study)["total"]
+        cpu = estimate_study_seconds(study, "cpu")["total"] if study.cpu else None
         rows.append([name, ", ".join(t.role for t in study.gpu.trials), f"{est / 60:.1f} min",
-                     study.title])
+                     "—" if cpu is None else f"{cpu / 60:.1f} min", study.title])
     extra = sorted(set(STUDIES.names()) - set(STUDY_ORDER))
     for name in extra:
         study = get_study(name)
-        rows.append([name, ", ".join(t.role for t in study.gpu.trials), "—", study.title])
-    return table(rows)
+        rows.append([name, ", ".join(t.role for t in study.gpu.trials), "—", "—", study.title])
+    return table(rows) + (f"\n(CPU estimates on the slower 2-core machine seen: ResNet-20 at "
+                          f"{CPU_SIZING_R20_IMG_S:.0f} img/s)")
 
 
 def resolve_names(name: str) -> list[str]:
@@ -589,20 +668,30 @@ def run(args: argparse.Namespace) -> int:
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise ConfigError(f"must be > 0, got {args.max_minutes:g}", "--max-minutes")
     code = 0
+    if args.dry_run:
+        root = find_tree(Path(args.data_root).expanduser()) if args.data_root else None
+        total = sum(dry_run(get_study(name), args, root) for name in names)
+        if len(names) > 1:
+            print(f"all: estimated {total / 60:.1f} min")
+        return 0
     with data_root(args) as root:
         for name in names:
             study = get_study(name)
             if len(names) > 1:
-                out = Path(args.out or "results") / default_out(name, args.smoke).name
+                out = Path(args.out or "results") / default_out(name, args.form).name
             else:
-                out = Path(args.out) if args.out else default_out(name, args.smoke)
+                out = Path(args.out) if args.out else default_out(name, args.form)
             code = max(code, run_study(study, args, root, out))
     return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.smoke and args.form not in (None, "smoke"):
+        parser.error(f"--smoke contradicts --form {args.form}")
+    args.form = "smoke" if args.smoke else (args.form or "gpu")
     args.argv = argv
     try:
         return run(args)

@@ -17,8 +17,11 @@ Where things go: Ray's experiment state and checkpoints under ``--storage`` (def
 MLflow runs in ``--tracking-uri`` / ``MLFLOW_TRACKING_URI`` / the file's ``tracking.uri`` (default
 ``sqlite:///<repo>/mlflow/mlflow.db``, artifacts in ``<repo>/mlflow/artifacts/``).
 
-Before Ray starts, the tracking store is checked (an http(s) server must answer within 5 s, a
-local store's folder must be writable): exit 2 otherwise. On a running cluster (``--address``)
+One preflight runs before anything is written (no parent run, no storage folder), exit 2 on
+the first problem: the storage scheme and folder, the tracking store (its scheme, an http(s)
+server answering within 5 s, a database driver installed and its server reachable, a SQLite
+file that is a database, writable store and artifact folders), the dataset, a ``--address``
+answering within 15 s, and the per-trial CPUs and GPUs against the largest node. On a running cluster (``--address``)
 trials spread over the nodes by their resources; with more than one node, ``--storage`` must be
 ``s3://...`` (or gs://...) or a shared filesystem (``--shared-storage``). At the end the sweep's
 HTML report is written to ``<repo>/reports/<experiment>.html`` (``--report-dir``,
@@ -34,18 +37,20 @@ trial reports the worst objective values at once so the sampler learns).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,13 +176,24 @@ def _join(base: str, *parts: str) -> str:
 
 
 def write_state(sweep_dir: str, state: dict[str, Any]) -> None:
+    """The sweep's state file, whole or not at all: a local one through a temp file and a
+    rename (a kill mid-write leaves the previous one), an object store's put is atomic."""
+    from bench.jsonio import write_atomic
+    from bench.redaction import redacted
+
+    text = json.dumps(redacted(state), indent=2, default=str)
     fs, path = _fs(sweep_dir)
+    if not is_uri(sweep_dir):
+        write_atomic(_join(path, STATE_FILE), text)
+        return
     fs.create_dir(path, recursive=True)
     with fs.open_output_stream(_join(path, STATE_FILE)) as f:
-        f.write(json.dumps(state, indent=2, default=str).encode())
+        f.write(text.encode())
 
 
 def read_state(sweep_dir: str) -> dict[str, Any] | None:
+    """The state of the sweep in ``sweep_dir``; None when it has none. A file that is not a
+    state (empty, cut short, not JSON) raises ConfigError naming it."""
     import pyarrow.fs
 
     fs, path = _fs(sweep_dir)
@@ -185,11 +201,22 @@ def read_state(sweep_dir: str) -> dict[str, Any] | None:
     if fs.get_file_info(target).type != pyarrow.fs.FileType.File:
         return None
     with fs.open_input_stream(target) as f:
-        return json.loads(f.read().decode())
+        raw = f.read()
+    try:
+        state = json.loads(raw.decode())
+    except (UnicodeDecodeError, ValueError) as exc:
+        why = "it is empty" if not raw.strip() else f"not JSON ({exc})"
+        raise ConfigError(f"the sweep state {_join(sweep_dir, STATE_FILE)} is corrupt: {why}; "
+                          "it cannot be resumed (start a new sweep, or restore the file)") from None
+    if not isinstance(state, dict) or not {"sweep_id", "name", "space_hash"} <= set(state):
+        raise ConfigError(f"the sweep state {_join(sweep_dir, STATE_FILE)} is corrupt: not a "
+                          "sweep's state (sweep_id, name, space_hash missing)")
+    return state
 
 
 def find_latest(storage: str, name: str) -> str | None:
-    """The most recently started sweep of space ``name`` under ``storage``."""
+    """The most recently started sweep of space ``name`` under ``storage``; other sweeps'
+    corrupt state files are skipped with a warning (one of them cannot block every space)."""
     import pyarrow.fs
 
     fs, path = _fs(storage)
@@ -200,7 +227,13 @@ def find_latest(storage: str, name: str) -> str | None:
         if info.type != pyarrow.fs.FileType.Directory:
             continue
         sweep_dir = _join(storage.rstrip("/"), info.base_name)
-        state = read_state(sweep_dir)
+        try:
+            state = read_state(sweep_dir)
+        except ConfigError as exc:
+            if re.fullmatch(rf"{re.escape(name)}-\d{{8}}-\d{{6}}-[0-9a-f]{{4}}", info.base_name):
+                raise  # named as a sweep of this space: resuming another would be wrong
+            print(f"warning: skipped {sweep_dir}: {exc}", file=sys.stderr)
+            continue
         if state and state.get("name") == name:
             started = float(state.get("started", 0))
             if best is None or started > best[0]:
@@ -241,28 +274,82 @@ def check_cluster(storage: str, shared: bool) -> None:
             "--shared-storage)", "--storage", )
 
 
-def check_gpus(gpu: float) -> None:
-    """Refuse a per-trial GPU request no node can meet (Tune would wait for it forever)."""
+def check_resources(cpu: float, gpu: float) -> None:
+    """Refuse a per-trial request that no node can meet (Tune would wait for it forever)."""
     from bench import tune as rt
 
-    largest = rt.max_node_gpus()
-    if gpu > 0 and largest > 0 and gpu > largest:
+    cpus, gpus = rt.max_node_resources()
+    if cpu > cpus:
+        raise ConfigError(
+            f"each trial asks for {cpu:g} CPUs but the largest node of the Ray cluster has "
+            f"{cpus:g}; valid: a value up to {cpus:g}", "resources.cpu")
+    if gpu > 0 and gpus > 0 and gpu > gpus:
         raise ConfigError(
             f"each trial asks for {gpu:g} GPUs but the largest node of the Ray cluster has "
-            f"{largest:g}; valid: a value up to {largest:g} (fractions share a GPU)", "resources.gpu")
+            f"{gpus:g}; valid: a value up to {gpus:g} (fractions share a GPU)", "resources.gpu")
+
+
+STORAGE_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "file")
 
 
 def check_storage(sweep_dir: str) -> None:
-    """A local --storage folder must be creatable and writable; checked without writing (the
-    nearest existing folder above it must be a writable directory)."""
+    """``--storage`` must be usable, checked without writing: a scheme pyarrow has a file
+    system for, and a local folder that can be created and written (the nearest existing
+    folder above it must be a writable directory)."""
+    from bench.redaction import redact_uri
+    from bench.tracking import unwritable
+
     if is_uri(sweep_dir):
+        scheme = sweep_dir.split("://", 1)[0].lower()
+        if scheme not in STORAGE_SCHEMES:
+            raise ConfigError(
+                f"unknown storage scheme {scheme!r} in {redact_uri(sweep_dir)!r}; valid: a "
+                f"local folder or {', '.join(f'{s}://' for s in STORAGE_SCHEMES)}", "--storage")
+        try:
+            _fs(sweep_dir)
+        except Exception as exc:  # noqa: BLE001 - pyarrow's message says what is wrong
+            raise ConfigError(f"cannot use {redact_uri(sweep_dir)!r}: "
+                              f"{redact_uri(str(exc).splitlines()[0])}", "--storage") from None
         return
-    path = Path(sweep_dir)
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
-        why = "not a directory" if not path.is_dir() else "not writable"
-        raise ConfigError(f"cannot create {sweep_dir!r}: {str(path)!r} is {why}", "--storage")
+    why = unwritable(Path(sweep_dir))
+    if why:
+        raise ConfigError(f"cannot create {sweep_dir!r}: {why}", "--storage")
+
+
+ADDRESS_TIMEOUT_S = 15.0
+# The HTTP/2 client connection preface followed by an empty SETTINGS frame (RFC 9113, 3.4).
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def check_address(address: str, timeout: float = ADDRESS_TIMEOUT_S) -> None:
+    """A ``--address`` HOST:PORT (or ray://HOST:PORT) must accept a connection within
+    ``timeout`` seconds; Ray itself would retry for minutes. ``auto`` is left to Ray."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    if address == "auto" or ":" not in target:
+        return
+    host, _, port = target.rpartition(":")
+    if not port.isdigit() or not host:
+        raise ConfigError(f"expected auto, HOST:PORT or ray://HOST:PORT, got {address!r}",
+                          "--address")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
+            # Ray's GCS and Ray Client both speak gRPC: an HTTP/2 server answers the client
+            # preface with a SETTINGS frame at once. A port that accepts and stays silent (or
+            # speaks something else) would leave Ray retrying for minutes.
+            sock.sendall(H2_PREFACE)
+            head = sock.recv(9)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {address} within {timeout:g} s "
+            f"({exc.strerror or exc}); check the address and that the head node is up",
+            "--address") from None
+    if len(head) < 4 or head[3] != 0x4:  # frame type 4: SETTINGS
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {address}: something answers there, but not a "
+            "Ray head node (no gRPC handshake); check the port (GCS: 6379, Ray Client: 10001)",
+            "--address")
 
 
 def check_data(space: Any) -> None:
@@ -428,6 +515,7 @@ def run(args: argparse.Namespace) -> int:
     configure_environment(local=not args.address)
 
     from bench.data import resolve_paths
+    from bench.redaction import redact_uri
     from bench.space import load_space, space_hash
     from bench.tracking import default_artifact_location, default_tracking_uri, repo_root
 
@@ -442,6 +530,8 @@ def run(args: argparse.Namespace) -> int:
     storage = args.storage or str(root / ".ray_results")
     if "://" not in storage:
         storage = str(Path(storage).expanduser().resolve())
+    check_storage(storage)
+    storage = _credentials_to_environment(storage)
     if args.resume == "auto":
         found = find_resumable(storage, space.name, digest)
         args.resume = found  # None: a new sweep
@@ -458,8 +548,7 @@ def run(args: argparse.Namespace) -> int:
                 f"the space changed since sweep {state['sweep_id']} started (hash "
                 f"{state['space_hash']} -> {digest}); resume with the same file and options "
                 f"(were: {' '.join(state.get('argv', []))})")
-        if args.tracking_uri and args.tracking_uri != state["tracking_uri"]:
-            raise ConfigError(f"--tracking-uri differs from the sweep's ({state['tracking_uri']})")
+        state["tracking_uri"] = _resumed_uri(args, state["tracking_uri"])
     else:
         uri = (args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or space.tracking.uri
                or default_tracking_uri(root))
@@ -471,13 +560,17 @@ def run(args: argparse.Namespace) -> int:
             "artifact_location": default_artifact_location(uri), "started": time.time(),
         }
         sweep_dir = _join(storage.rstrip("/"), sweep_id)
+    # What Ray persists (tuner.pkl holds the space) never holds credentials: the space's free
+    # text and tracking URI go to Ray redacted (trials use neither).
+    space = dataclasses.replace(
+        space, description=redact_uri(space.description),
+        tracking=dataclasses.replace(space.tracking, uri=space.tracking.uri and redact_uri(
+            space.tracking.uri)))
     if space.search.prescreen is not None and "prescreen" not in state:  # a resume reuses it
         screening = _screen(space)
         print(screening.lines()[0], flush=True)
         state["prescreen"] = screening.as_dict()
     search, refs = plan(space, state.get("prescreen"))  # before anything is written
-    if not args.address:
-        check_data(space)
     return execute(args, space, digest, state, sweep_dir, search, refs)
 
 
@@ -488,6 +581,41 @@ def _screen(space: Any) -> Any:
     from bench.prescreen import screen
 
     return screen(space)
+
+
+def _resumed_uri(args: argparse.Namespace, stored: str) -> str:
+    """The tracking URI of a resumed sweep: the state's, whose credentials (never stored)
+    come again from --tracking-uri or MLFLOW_TRACKING_URI."""
+    from bench.redaction import REDACTED, redact_uri
+
+    given = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if args.tracking_uri and redact_uri(args.tracking_uri) != stored:
+        raise ConfigError(f"--tracking-uri differs from the sweep's ({stored})")
+    if f"{REDACTED}@" not in stored:
+        return stored
+    if given and redact_uri(given) == stored:
+        return given
+    raise ConfigError(f"the sweep's tracking URI {stored} held credentials, which are never "
+                      "stored; pass the URI again with --tracking-uri or MLFLOW_TRACKING_URI")
+
+
+def _credentials_to_environment(storage: str) -> str:
+    """``s3://KEY:SECRET@bucket/...`` -> ``s3://bucket/...`` with the key pair in
+    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for this process and the Ray workers it starts
+    (where the file system reads them), so Ray's state files never hold them."""
+    from urllib.parse import unquote, urlsplit
+
+    from bench.redaction import has_credentials
+
+    if not (is_uri(storage) and has_credentials(storage)):
+        return storage
+    parts = urlsplit(storage)
+    if parts.scheme != "s3" or parts.password is None:
+        raise ConfigError(f"credentials in a {parts.scheme}:// storage URI are not supported; "
+                          "give them in the environment instead", "--storage")
+    os.environ["AWS_ACCESS_KEY_ID"] = unquote(parts.username or "")
+    os.environ["AWS_SECRET_ACCESS_KEY"] = unquote(parts.password)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _absolute(data: Any) -> Any:
@@ -508,32 +636,16 @@ def _argv(args: argparse.Namespace) -> list[str]:
 
 def execute(args: argparse.Namespace, space: Any, digest: str, state: dict[str, Any],
             sweep_dir: str, search: list[Planned] | None, refs: list[Planned]) -> int:
-    """Check the tracking store, start or join Ray (refusing node-local storage on a multi-node
-    cluster), then run the sweep; Ray is shut down on the way out when this process started it."""
+    """The preflight (nothing written yet; each failure is exit 2), then the sweep on a Ray
+    that is shut down on the way out when this process started it."""
     from bench import tune as rt
-    from bench.tracking import check_store
 
-    check_storage(sweep_dir)
-    if args.address and args.address.startswith("ray://") and state["tracking_uri"].startswith(
-            "sqlite:"):
-        print("warning: with Ray Client (ray://) the Tune loop and its MLflow callback run on the "
-              "cluster's head node; use a tracking server (--tracking-uri http://...) and shared "
-              "storage (--storage s3://...)", file=sys.stderr)
+    preflight_store(args, state, sweep_dir, space)
     quiet_libraries(space.search.is_optuna)
     owns_ray = not _ray_initialized()
     temp_dir = tempfile.mkdtemp(prefix="rb-ray-") if owns_ray and not args.address else None
     try:
-        try:
-            rt.init_ray(args.address, temp_dir, log_to_driver=args.debug)
-        except Exception as exc:  # noqa: BLE001 - a wrong --address is the usual cause
-            if args.debug:
-                traceback.print_exc()
-            where = f"the Ray cluster at {args.address}" if args.address else "a local Ray"
-            raise ResbenchError(f"cannot start or join {where}: {type(exc).__name__}: {exc}"
-                                ) from None
-        check_cluster(sweep_dir, args.shared_storage)
-        check_gpus(space.resources.gpu)
-        check_store(state["tracking_uri"])  # before any run or training: exit 2 when unusable
+        preflight_ray(args, space, sweep_dir, state["tracking_uri"], temp_dir)
         return run_sweep(args, space, digest, state, sweep_dir, search, refs)
     finally:
         if owns_ray:
@@ -542,12 +654,75 @@ def execute(args: argparse.Namespace, space: Any, digest: str, state: dict[str, 
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def preflight_store(args: argparse.Namespace, state: dict[str, Any], sweep_dir: str,
+                    space: Any) -> None:
+    """Before Ray starts, without writing: the storage folder writable, the tracking store
+    reachable and writable (database and artifact folder), the dataset present (local runs:
+    on a cluster the data may live on the workers)."""
+    from bench.tracking import check_store
+
+    check_storage(sweep_dir)
+    check_store(state["tracking_uri"], artifact_location=state["artifact_location"])
+    if not args.address:
+        check_data(space)
+
+
+@contextlib.contextmanager
+def _stderr_to(target: Any) -> Iterator[None]:
+    """File descriptor 2 (what C extensions write to) pointed at ``target`` for the block;
+    ``None``: left alone."""
+    if target is None:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(target.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def preflight_ray(args: argparse.Namespace, space: Any, sweep_dir: str, state_uri: str,
+                  temp_dir: str | None) -> None:
+    """Start or join Ray (a cluster address must answer within ``ADDRESS_TIMEOUT_S``), then
+    refuse node-local storage on a multi-node cluster and per-trial resources no node has."""
+    from bench import tune as rt
+
+    if args.address:
+        check_address(args.address)
+    log = tempfile.TemporaryFile()
+    try:
+        # Ray's core logs each failed attempt to join on the process's stderr: kept aside, so
+        # that a failure is one message (shown whole with --debug).
+        with _stderr_to(log if args.address and not args.debug else None):
+            rt.init_ray(args.address, temp_dir, log_to_driver=args.debug)
+    except Exception as exc:  # noqa: BLE001 - a wrong --address is the usual cause
+        if args.debug:
+            traceback.print_exc()
+        if args.address:
+            raise ConfigError(f"cannot reach the Ray cluster at {args.address}: Ray could not "
+                              f"join it ({type(exc).__name__}: {exc})", "--address") from None
+        raise ResbenchError(f"cannot start a local Ray: {type(exc).__name__}: {exc}") from None
+    finally:
+        log.close()
+    if args.address and args.address.startswith("ray://") and state_uri.startswith("sqlite:"):
+        print("warning: with Ray Client (ray://) the Tune loop and its MLflow callback run on the "
+              "cluster's head node; use a tracking server (--tracking-uri http://...) and shared "
+              "storage (--storage s3://...)", file=sys.stderr)
+    check_cluster(sweep_dir, args.shared_storage)
+    check_resources(space.resources.cpu, space.resources.gpu)
+
+
 def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str, Any],
               sweep_dir: str, search: list[Planned] | None, refs: list[Planned]) -> int:
     """The sweep on a running Ray: parent run, the Tune jobs, the MLflow reconcile, the summary
     and the report; returns the exit code."""
     from bench import tune as rt
     from bench.measure import environment
+    from bench.redaction import redact_uri, redacted
     from bench.tracking import Tracker, ui_command
 
     tracker = Tracker(state["tracking_uri"], state["experiment"], state["artifact_location"])
@@ -563,28 +738,26 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
               "epochs": space.train.epochs}
     if space.search.prescreen is not None:
         params["prescreen"] = json.dumps(dataclasses.asdict(space.search.prescreen))
-    texts = {"space.yaml": Path(args.space).read_text(encoding="utf-8"),
-             "space.resolved.json": json.dumps(to_dict(space), indent=2, default=str)}
+    texts = {"space.yaml": redact_uri(Path(args.space).read_text(encoding="utf-8")),
+             "space.resolved.json": json.dumps(redacted(to_dict(space)), indent=2, default=str)}
     parent = tracker.start_sweep(state["sweep_id"], state["sweep_id"], tags, params, texts)
-    state["parent_run_id"] = parent
-    write_state(sweep_dir, state)
-    print(f"sweep {state['sweep_id']}: MLflow experiment {state['experiment']!r}, parent run "
-          f"{parent}; Ray results in {sweep_dir}", flush=True)
-
-    target = rt.TrackingTarget(state["tracking_uri"], state["experiment"],
-                               state["artifact_location"], parent, state["sweep_id"])
-    rejected = [p for p in (search or []) if p.rejected]
-    _record_rejected(tracker, target, space, rejected)
-    points = None
-    if state.get("prescreen"):
-        from bench.prescreen import Screening, record
-
-        screening = Screening.from_dict(state["prescreen"])
-        record(tracker, parent, screening)
-        points = [r.sample for r in screening.kept] if search is None else None
-
-    status = "failed"
+    status, ended = "failed", False  # every way out below ends the parent run with a status
     try:
+        state["parent_run_id"] = parent
+        write_state(sweep_dir, state)
+        print(f"sweep {state['sweep_id']}: MLflow experiment {state['experiment']!r}, parent "
+              f"run {parent}; Ray results in {redact_uri(sweep_dir)}", flush=True)
+        target = rt.TrackingTarget(state["tracking_uri"], state["experiment"],
+                                   state["artifact_location"], parent, state["sweep_id"])
+        rejected = [p for p in (search or []) if p.rejected]
+        _record_rejected(tracker, target, space, rejected)
+        points = None
+        if state.get("prescreen"):
+            from bench.prescreen import Screening, record
+
+            screening = Screening.from_dict(state["prescreen"])
+            record(tracker, parent, screening)
+            points = [r.sample for r in screening.kept] if search is None else None
         gpu = space.resources.gpu
         if gpu and not rt.cluster_gpus():
             print(f"note: resources.gpu={gpu:g} but the cluster has no GPU; trials run on CPU")
@@ -611,14 +784,19 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
         found += [_rejected_outcome(p) for p in rejected]
         _reconcile(tracker, target, space, found)
         failed = [o for o in found if o.status == "failed"]
-        status = "failed" if failed else "completed"
         lines, metrics, best = summarize(space, found, args.top)
         print("\n".join(lines))
+        for name in tracker.restore_texts(parent, texts):
+            print(f"warning: the parent run's {name} was missing from its artifact folder "
+                  "(deleted during the sweep?); logged it again", file=sys.stderr)
         tracker.log_text(parent, _csv(space, found), "trials.csv")
-        tracker.end_sweep(parent, status, metrics, {"resbench.best_trial": best} if best else {})
+        tracker.end_sweep(parent, "failed" if failed else "completed", metrics,
+                          {"resbench.best_trial": best} if best else {})
+        status = "failed" if failed else "completed"
+        ended = True
         if args.report:
             make_report(state, parent, args.report_dir)
-        print(f"\nbrowse the runs: {ui_command(state['tracking_uri'])}")
+        print(f"\nbrowse the runs: {ui_command(redact_uri(state['tracking_uri']))}")
         if failed:
             print(f"{len(failed)} trial(s) failed; first error: "
                   f"{failed[0].error.splitlines()[0] if failed[0].error else '?'}", file=sys.stderr)
@@ -633,11 +811,12 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
     except Exception as exc:  # Ray or tracking failures: exit 1 with the cause
         if args.debug:
             traceback.print_exc()
-        print(f"error: the sweep failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        print(f"continue it with --resume (state in {sweep_dir})", file=sys.stderr)
+        print(f"error: the sweep failed: {type(exc).__name__}: {redact_uri(str(exc))}",
+              file=sys.stderr)
+        print(f"continue it with --resume (state in {redact_uri(sweep_dir)})", file=sys.stderr)
         return 1
     finally:
-        if status != "completed":
+        if not ended:
             try:
                 if status == "interrupted":
                     tracker.interrupt_children(parent)

@@ -12,8 +12,8 @@ faster) only if the committed check says so. Prints one line per run and writes 
 from __future__ import annotations
 
 import argparse
-import json
 import dataclasses
+import json
 import os
 import statistics
 import sys
@@ -36,9 +36,9 @@ def main() -> int:
     p.add_argument("--data", required=True, help="the JPEG CIFAR-10 tree (train/, test/)")
     p.add_argument("--out", default="results/bf16_check.json")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--subset", type=int, default=5000)
+    p.add_argument("--subset", type=int, default=4000)
     p.add_argument("--test-subset", type=int, default=10000)
-    p.add_argument("--epochs", type=int, default=CPU_TRAIN["epochs"])
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: default)")
     args = p.parse_args()
     runs = []

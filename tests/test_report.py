@@ -530,6 +530,18 @@ def test_study_claims_section_in_chromium(tmp_path: Path, browser: Any) -> None:
     page.close()
 
 
+def test_published_studies_report_in_chromium(browser: Any) -> None:
+    """The committed report of the CPU-form studies (docs/results/studies.html) opens offline
+    and shows one claims table per study."""
+    path = REPO / "docs" / "results" / "studies.html"
+    o = open_report(browser, path)
+    check_renders(o)
+    claims = o.page.locator("#claims")
+    assert claims.locator("table").count() == 8
+    assert "form: cpu" in claims.inner_text()
+    o.page.close()
+
+
 def test_verdict_artifact_shape_is_checked() -> None:
     from bench.report.fetch import verdict_of
 

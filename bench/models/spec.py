@@ -22,6 +22,13 @@ from bench.models.skips import SKIPS
 from bench.models.stems import STEMS
 
 FAMILIES = ("resnet", "densenet", "timm")
+# Bounds of a buildable model: ResNet-1202 (He et al.) has 600 blocks, WRN-28-10 640 channels,
+# DenseNet-BC-190 93 dense layers; far beyond that, building even the meta-device cost model
+# takes hours (a depth of 10^9 satisfies 6n+2).
+MAX_BLOCKS = 2000
+MAX_STAGES = 16
+MAX_WIDTH = 8192
+MAX_INPUT = 2048
 TIMM_PREFIX = "timm:"
 
 
@@ -105,6 +112,7 @@ class ArchSpec:
                 raise ConfigError(f"expected a StageSpec, got {stage!r}", f"stages[{i}]")
         if not self.stages:
             raise ConfigError(f"family {self.family!r} needs at least one stage", "stages")
+        self._check_size()
         for key, reg in (("stem", STEMS), ("skip", SKIPS)):
             reg.get(getattr(self, key), key)
         self._check_kinds()
@@ -118,6 +126,23 @@ class ArchSpec:
         self.channels()  # checks widths and the channel flow
 
     # -- validation helpers -------------------------------------------------------------------
+
+    def _check_size(self) -> None:
+        """Stages, blocks, widths and input side within the bounds of a buildable model."""
+        if len(self.stages) > MAX_STAGES:
+            raise ConfigError(f"{len(self.stages)} stages; the limit is {MAX_STAGES}", "stages")
+        blocks = sum(stage.depth for stage in self.stages)
+        if blocks > MAX_BLOCKS:
+            where = f"depth {self.depth} gives" if self.depth else "the stages have"
+            raise ConfigError(f"{where} {blocks:,} blocks; the limit is {MAX_BLOCKS:,} blocks "
+                              "per model", "depth" if self.depth else "stages")
+        widest = max([self.stem_width, *(stage.width for stage in self.stages)])
+        if widest * self.width_multiplier > MAX_WIDTH:
+            raise ConfigError(f"a width of {widest * self.width_multiplier:g} channels; the "
+                              f"limit is {MAX_WIDTH:,}", "width")
+        if self.input_size > MAX_INPUT:
+            raise ConfigError(f"must be at most {MAX_INPUT} pixels, got {self.input_size}",
+                              "input_size")
 
     def _check_kinds(self) -> None:
         need = "dense" if self.family == "densenet" else "residual"

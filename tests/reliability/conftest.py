@@ -1,6 +1,7 @@
 """Shared helpers of the reliability suite: a tiny space, an in-process launcher runner that
-checks nothing was written, a subprocess runner, and one Ray session per module whose workers can
-import the fault-injection plugin (``resbench_faults``, in this folder)."""
+checks nothing was written, a subprocess runner, one Ray session per module whose workers can
+import the fault-injection plugin (``resbench_faults``, in this folder), and a check at the end
+of the suite that no MLflow store it wrote holds a parent run left RUNNING."""
 
 from __future__ import annotations
 
@@ -101,3 +102,35 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+def running_parents(root: Path) -> list[str]:
+    """``<store>: <run name>`` of every sweep parent run still RUNNING in the SQLite MLflow
+    stores (``*.db``) under ``root``."""
+    import sqlite3
+
+    found = []
+    for db in sorted(root.rglob("*.db")):
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                rows = con.execute(
+                    "select r.name from runs r join tags t on t.run_uuid = r.run_uuid "
+                    "where t.key = 'resbench.role' and t.value = 'sweep' and r.status = 'RUNNING'"
+                ).fetchall()
+            finally:
+                con.close()
+        except sqlite3.Error:
+            continue  # not an MLflow store (a corrupt-store case, a half-made one)
+        found += [f"{db}: {name}" for (name,) in rows]
+    return found
+
+
+@pytest.fixture(scope="package", autouse=True)
+def no_parent_left_running(tmp_path_factory: pytest.TempPathFactory):
+    """After the whole reliability suite: no error exit left a sweep's parent run RUNNING in
+    any store the suite wrote (all of them live under pytest's base temp folder)."""
+    yield
+    base = tmp_path_factory.getbasetemp()
+    left = running_parents(base)
+    assert not left, f"parent runs left RUNNING: {left}"
