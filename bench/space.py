@@ -30,6 +30,7 @@ from bench.config import apply_overrides, doc, json_schema, load_yaml, parse, sh
 from bench.data import DataSpec
 from bench.errors import ConfigError, did_you_mean, unknown
 from bench.models import ArchSpec, arch_from_params
+from bench.proxies import Prescreen, ProxySpec
 from bench.trainer import DiagnosticsSpec, MeasureSpec, TrainSpec, TrialSpec
 
 DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint", "qrandint")
@@ -134,6 +135,12 @@ class Axis:
     def target(self, name: str) -> str:
         return self.param or name
 
+    def as_choice(self) -> Axis:
+        """A ``grid`` axis as the ``choice`` of the same values (to be sampled, not fanned out);
+        any other axis unchanged."""
+        return dataclasses.replace(self, choice=self.grid, grid=None) if self.kind == "grid" \
+            else self
+
     @property
     def kind(self) -> str:
         return next(k for k in DISTRIBUTIONS if getattr(self, k) is not None)
@@ -221,6 +228,9 @@ class Search:
     max_failures: int = doc("retries of a crashed trial (from its last checkpoint)", default=0)
     population_size: int | None = doc("optuna_nsga2: population size (default Optuna's 50)",
                                       default=None)
+    prescreen: Prescreen | None = doc(
+        "score a pool of untrained networks with a zero-cost proxy and train only the best "
+        "(grid / random: exactly keep trials; Optuna: the best enqueued first)", default=None)
 
     def __post_init__(self) -> None:
         if not self.objectives:
@@ -244,6 +254,15 @@ class Search:
             raise ConfigError("only applies to algorithm optuna_nsga2", "population_size")
         if self.population_size is not None and self.population_size < 2:
             raise ConfigError(f"must be >= 2, got {self.population_size}", "population_size")
+        p = self.prescreen
+        if p is not None and self.algorithm == "random" and self.num_samples is not None:
+            raise ConfigError(
+                f"with prescreen, random search trains the best prescreen.keep ({p.keep}) of "
+                f"prescreen.pool ({p.pool}) draws; remove num_samples", "num_samples")
+        if p is not None and self.is_optuna and self.samples < p.keep:
+            raise ConfigError(
+                f"{self.samples} trials cannot hold the {p.keep} enqueued by prescreen.keep; "
+                f"valid: num_samples >= {p.keep}", "num_samples")
 
     @property
     def samples(self) -> int:
@@ -263,9 +282,16 @@ class Search:
 class Scheduler:
     """Early stopping of weak trials (asynchronous successive halving)."""
 
-    type: Literal["none", "asha"] = doc("none: every trial trains fully; asha: ASHA", default="none")
-    grace_period: int = doc("asha: epochs every trial trains before it can be stopped", default=1)
-    reduction_factor: float = doc("asha: keep the best 1/factor at each rung", default=2.0)
+    type: Literal["none", "asha", "mo_asha"] = doc(
+        "none: every trial trains fully; asha: ASHA on the primary objective; mo_asha: "
+        "multi-objective ASHA on all objectives (Schmucker et al. 2021)", default="none")
+    grace_period: int = doc("asha / mo_asha: epochs every trial trains before it can be stopped",
+                            default=1)
+    reduction_factor: float = doc("asha / mo_asha: keep the best 1/factor at each rung",
+                                  default=2.0)
+    tie_break: Literal["epsnet", "crowding"] = doc(
+        "mo_asha: order inside a non-dominated front: epsnet (greedy epsilon-net, the paper's "
+        "default) or crowding (NSGA-II crowding distance)", default="epsnet")
 
     def __post_init__(self) -> None:
         if self.grace_period < 1:
@@ -356,6 +382,8 @@ class SearchSpace:
     references: tuple[Reference, ...] = doc("timm models run alongside the search", default=())
     search: Search = doc("algorithm, objectives, sample count", default_factory=Search)
     scheduler: Scheduler = doc("early stopping", default_factory=Scheduler)
+    proxies: ProxySpec = doc("zero-cost proxies logged by every searched trial (proxy/<name>)",
+                             default_factory=ProxySpec)
     resources: Resources = doc("per-trial CPUs and GPUs", default_factory=Resources)
     constraints: Constraints = doc("params / MACs budget", default_factory=Constraints)
     tracking: Tracking = doc("MLflow experiment and URI", default_factory=Tracking)
@@ -505,10 +533,29 @@ def _check_search(space: SearchSpace) -> None:
             f"{primary!r} is only known after training, but the primary objective is compared "
             f"every epoch here; put a per-epoch metric first ({', '.join(EPOCH_METRICS[:6])})",
             f"search.objectives.{primary}")
-    if space.scheduler.type == "asha" and space.scheduler.grace_period >= space.train.epochs:
+    _check_mo_asha(space)
+    if space.scheduler.type != "none" and space.scheduler.grace_period >= space.train.epochs:
         raise ConfigError(
             f"grace_period {space.scheduler.grace_period} must be below train.epochs "
             f"({space.train.epochs}) or nothing can be stopped", "scheduler.grace_period")
+
+
+def _check_mo_asha(space: SearchSpace) -> None:
+    """MO-ASHA ranks on every objective at every rung: it needs several, each known by then."""
+    if space.scheduler.type != "mo_asha":
+        return
+    objectives = space.search.objectives
+    if len(objectives) < 2:
+        raise ConfigError(
+            f"mo_asha ranks trials on several objectives, but search.objectives has one "
+            f"({next(iter(objectives))}); use type asha for a single objective, or add a cost "
+            "objective, e.g. {val_acc: max, macs: min}", "scheduler.type")
+    for name in objectives:
+        if name in FINAL_METRICS:
+            raise ConfigError(
+                f"{name!r} is only known after training, but mo_asha compares every objective "
+                f"at each rung; valid: per-epoch metrics ({', '.join(EPOCH_METRICS[:6])}) and "
+                f"cost metrics ({', '.join(COST_METRICS)})", f"search.objectives.{name}")
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -608,6 +655,11 @@ def _walk(axes: list[tuple[str, Axis]], sample: dict[str, Any], branch: Iterable
     sample[name] = axis.sample(rng)
     yield from _walk(rest, sample, branch, rng)
     sample.pop(name, None)
+
+
+def draw(axes: Sequence[tuple[str, Axis]], rng: random.Random) -> dict[str, Any]:
+    """One sampled config: every active axis drawn (``grid`` axes only through ``as_choice``)."""
+    return next(_walk(list(axes), {}, (), rng))
 
 
 def enumerate_samples(space: SearchSpace) -> list[dict[str, Any]]:
@@ -879,7 +931,14 @@ def shrink(space: SearchSpace) -> SearchSpace:
             for name, axis in space.space.items()}
     search = space.search
     if search.algorithm != "grid":
-        search = dataclasses.replace(search, num_samples=min(search.samples, 2))
+        pre = search.prescreen
+        changes: dict[str, Any] = {}
+        if pre is not None:
+            changes["prescreen"] = dataclasses.replace(pre, pool=min(pre.pool, 4),
+                                                       keep=min(pre.keep, 2))
+        if pre is None or search.algorithm != "random":
+            changes["num_samples"] = min(search.samples, 2)
+        search = dataclasses.replace(search, **changes)
     refs = tuple(dataclasses.replace(r, input_size=min(r.input_size or SMOKE_SIZE, SMOKE_SIZE))
                  for r in space.references)
     return dataclasses.replace(
@@ -931,6 +990,7 @@ __all__ = [
     "Tracking",
     "architectures",
     "decode",
+    "draw",
     "enumerate_samples",
     "load_space",
     "reference_configs",

@@ -148,6 +148,7 @@ def run_trial(config: dict[str, Any], space: SearchSpace) -> None:
                 {**base, "epoch": 0.0, STATUS_KEY: "rejected", MESSAGE_KEY: reason, **final},
                 objectives, force_worst=True))
             return
+        base.update(_proxy_metrics(spec, space))
     if is_measure_only(space, config):
         metrics = measure_untrained(spec)
         tune.report(_with_objectives(
@@ -183,6 +184,18 @@ def run_trial(config: dict[str, Any], space: SearchSpace) -> None:
              STATUS_KEY: result.status, MESSAGE_KEY: result.message, **final,
              **(_diagnostics_result(result.diagnostics) if done else {})},
             objectives, force_worst=not done))
+
+
+def _proxy_metrics(spec: Any, space: SearchSpace) -> dict[str, float]:
+    """The zero-cost proxies of a searched trial's untrained network (``proxy/<name>``); a
+    proxy that cannot score this network is left out with a warning, never failing the trial."""
+    from bench.proxies import trial_metrics
+
+    try:
+        return trial_metrics(spec, space.proxies)
+    except Exception as exc:  # noqa: BLE001 - a score is a bonus, the training is the trial
+        print(f"warning: zero-cost proxies skipped ({type(exc).__name__}: {exc})", flush=True)
+        return {}
 
 
 def trainable(space: SearchSpace, gpu: float) -> Any:
@@ -223,8 +236,9 @@ class OptunaSpace:
         return {}
 
 
-def make_searcher(space: SearchSpace) -> Any:
-    """OptunaSearch (TPE or NSGA-II; multi-objective when several objectives) for optuna_*."""
+def make_searcher(space: SearchSpace, points: list[dict[str, Any]] | None = None) -> Any:
+    """OptunaSearch (TPE or NSGA-II; multi-objective when several objectives) for optuna_*;
+    ``points`` (sampled axes, e.g. a prescreen's kept configs) are its first trials."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -240,15 +254,23 @@ def make_searcher(space: SearchSpace) -> Any:
     metric = names if len(names) > 1 else names[0]
     mode = modes if len(modes) > 1 else modes[0]
     return OptunaSearch(space=OptunaSpace(space.space.items()), metric=metric, mode=mode,
-                        sampler=sampler)
+                        sampler=sampler, points_to_evaluate=points or None)
 
 
 def make_scheduler(space: SearchSpace) -> Any:
-    """ASHA on the primary objective, by epoch. Rungs stop below the last epoch (a rung there
-    saves nothing) and ``stop_last_trials=False`` lets each trial send its final report."""
+    """ASHA on the primary objective (MO-ASHA on all of them), by epoch. Rungs stop below the
+    last epoch (a rung there saves nothing) and ``stop_last_trials=False`` lets each trial send
+    its final report."""
     sch = space.scheduler
     if sch.type == "none":
         return FIFOScheduler()
+    if sch.type == "mo_asha":  # all objectives (bench.moasha)
+        from bench.moasha import MOASHAScheduler
+
+        return MOASHAScheduler(
+            space.search.objectives, time_attr="epoch",
+            max_t=max(sch.grace_period, space.train.epochs - 1), grace_period=sch.grace_period,
+            reduction_factor=sch.reduction_factor, tie_break=sch.tie_break)
     metric, mode = space.search.primary
     return ASHAScheduler(
         time_attr="epoch", metric=metric, mode=mode,
@@ -605,12 +627,15 @@ def max_node_resources() -> tuple[float, float]:
 
 
 def make_tuner(space: SearchSpace, kind: str, configs: list[dict[str, Any]] | None,
-               storage_path: str, name: str, callbacks: list, gpu: float) -> tune.Tuner:
-    """A Tuner for the search (``configs`` None: Optuna proposes) or the references."""
+               storage_path: str, name: str, callbacks: list, gpu: float,
+               points: list[dict[str, Any]] | None = None) -> tune.Tuner:
+    """A Tuner for the search (``configs`` None: Optuna proposes, ``points`` first) or the
+    references."""
     s = space.search
     if kind == "search" and configs is None:
         param_space: dict[str, Any] = {}
-        tune_config = TuneConfig(search_alg=make_searcher(space), scheduler=make_scheduler(space),
+        tune_config = TuneConfig(search_alg=make_searcher(space, points),
+                                 scheduler=make_scheduler(space),
                                  num_samples=s.samples, reuse_actors=True,
                                  max_concurrent_trials=s.max_concurrent or None,
                                  trial_name_creator=_trial_name,

@@ -380,8 +380,10 @@ class Planned:
     rejected: str = ""
 
 
-def plan(space: Any) -> tuple[list[Planned] | None, list[Planned]]:
-    """(search trials, or None under Optuna; reference trials), with costs and verdicts."""
+def plan(space: Any, prescreen: dict[str, Any] | None = None
+         ) -> tuple[list[Planned] | None, list[Planned]]:
+    """(search trials, or None under Optuna; reference trials), with costs and verdicts; with a
+    ``prescreen`` screening (``Screening.as_dict``), grid / random run only its kept configs."""
     from bench.models import cost
     from bench.space import decode, reference_configs, search_configs
 
@@ -397,7 +399,9 @@ def plan(space: Any) -> tuple[list[Planned] | None, list[Planned]]:
 
     search = None
     if not space.search.is_optuna:
-        search = [planned(i, c, True) for i, c in enumerate(search_configs(space))]
+        configs = search_configs(space) if prescreen is None else \
+            [{"sample": r["sample"]} for r in prescreen["rows"] if r["kept"]]
+        search = [planned(i, c, True) for i, c in enumerate(configs)]
     refs = [planned(i, c, False) for i, c in enumerate(reference_configs(space))]
     return search, refs
 
@@ -408,8 +412,9 @@ def describe(space: Any, source: str, digest: str) -> list[str]:
     s, sch, r = space.search, space.scheduler, space.resources
     objectives = ", ".join(f"{k} {v}" for k, v in s.objectives.items())
     count = "every combination" if s.algorithm == "grid" else f"{s.samples} samples"
-    sched = (f"asha (grace {sch.grace_period}, reduction {sch.reduction_factor:g})"
-             if sch.type == "asha" else "none")
+    sched = (f"{sch.type} (grace {sch.grace_period}, reduction {sch.reduction_factor:g}"
+             f"{', tie-break ' + sch.tie_break if sch.type == 'mo_asha' else ''})"
+             if sch.type != "none" else "none")
     t, d = space.train, space.dataset
     budget = ", ".join(f"{k} {human(v)}" for k, v in
                        (("max params", space.constraints.max_params),
@@ -446,8 +451,11 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 def dry_run(space: Any, source: str, digest: str) -> list[str]:
     from bench.space import architectures, human
 
-    search, refs = plan(space)
+    screening = _screen(space)
+    search, refs = plan(space, screening.as_dict() if screening else None)
     lines = describe(space, source, digest)
+    if screening:
+        lines += screening.lines()
     n_rej = 0
     if search is None:
         archs, cut = architectures(space)
@@ -558,8 +566,21 @@ def run(args: argparse.Namespace) -> int:
         space, description=redact_uri(space.description),
         tracking=dataclasses.replace(space.tracking, uri=space.tracking.uri and redact_uri(
             space.tracking.uri)))
-    search, refs = plan(space)  # before anything is written: a bad model fails here
+    if space.search.prescreen is not None and "prescreen" not in state:  # a resume reuses it
+        screening = _screen(space)
+        print(screening.lines()[0], flush=True)
+        state["prescreen"] = screening.as_dict()
+    search, refs = plan(space, state.get("prescreen"))  # before anything is written
     return execute(args, space, digest, state, sweep_dir, search, refs)
+
+
+def _screen(space: Any) -> Any:
+    """The prescreen of the space (``bench.prescreen``), or None without one."""
+    if space.search.prescreen is None:
+        return None
+    from bench.prescreen import screen
+
+    return screen(space)
 
 
 def _resumed_uri(args: argparse.Namespace, stored: str) -> str:
@@ -715,6 +736,8 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
               "num_samples": space.search.samples, "scheduler": space.scheduler.type,
               "seed": space.search.seed, "dataset": space.dataset.name,
               "epochs": space.train.epochs}
+    if space.search.prescreen is not None:
+        params["prescreen"] = json.dumps(dataclasses.asdict(space.search.prescreen))
     texts = {"space.yaml": redact_uri(Path(args.space).read_text(encoding="utf-8")),
              "space.resolved.json": json.dumps(redacted(to_dict(space)), indent=2, default=str)}
     parent = tracker.start_sweep(state["sweep_id"], state["sweep_id"], tags, params, texts)
@@ -728,6 +751,13 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
                                    state["artifact_location"], parent, state["sweep_id"])
         rejected = [p for p in (search or []) if p.rejected]
         _record_rejected(tracker, target, space, rejected)
+        points = None
+        if state.get("prescreen"):
+            from bench.prescreen import Screening, record
+
+            screening = Screening.from_dict(state["prescreen"])
+            record(tracker, parent, screening)
+            points = [r.sample for r in screening.kept] if search is None else None
         gpu = space.resources.gpu
         if gpu and not rt.cluster_gpus():
             print(f"note: resources.gpu={gpu:g} but the cluster has no GPU; trials run on CPU")
@@ -748,7 +778,7 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
                 tuner = rt.restore_tuner(path, space, gpu)
             else:
                 tuner = rt.make_tuner(space, "search" if name == "search" else "references",
-                                      configs, sweep_dir, name, callbacks, gpu)
+                                      configs, sweep_dir, name, callbacks, gpu, points)
             results = tuner.fit()
             found += rt.outcomes(results, space)
         found += [_rejected_outcome(p) for p in rejected]

@@ -30,7 +30,7 @@ from bench.space import (
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "search_spaces").glob("*.yaml"))
 EXPECTED = {"quickstart", "resnet_depth", "degradation", "resnet_vs_densenet", "block_skip",
-            "timm_reference", "study_lesion", "study_skips", "study_width"}
+            "timm_reference", "study_lesion", "study_skips", "study_width", "exhaustive_cifar"}
 
 
 def base(**extra) -> dict:

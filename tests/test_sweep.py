@@ -28,11 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "search_spaces").glob("*.yaml"))
 
 
+def dataset_name(path: Path) -> str:
+    dataset = yaml.safe_load(path.read_text()).get("dataset")
+    return str(dataset if isinstance(dataset, str) else (dataset or {}).get("name", ""))
+
+
 def uses_cifar(path: Path) -> bool:
     """Whether a shipped space trains on CIFAR (its smoke run gets a tiny fake copy)."""
-    dataset = yaml.safe_load(path.read_text()).get("dataset")
-    name = dataset if isinstance(dataset, str) else (dataset or {}).get("name", "")
-    return str(name).startswith("cifar")
+    return dataset_name(path).startswith("cifar")
 
 SOURCE_SUFFIXES = (".py", ".md", ".yaml", ".yml", ".toml", ".txt", ".json", ".sh", ".cfg")
 
@@ -439,9 +442,16 @@ def test_sigkill_then_resume_tracks_each_trial_once(ray_session, sweep, tmp_path
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
-def test_shipped_space_dry_run_and_smoke(ray_session, sweep, tmp_path, make_cifar, path):
+def test_shipped_space_dry_run_and_smoke(ray_session, sweep, tmp_path, make_cifar,
+                                         make_imagefolder, path):
     experiment = f"smoke-{path.stem}"
     extra = ["--set", f"tracking.experiment={experiment}"]
+    if dataset_name(path) == "imagefolder":  # a tiny 10-class tree; one skip style: CI speed
+        make_imagefolder(tmp_path / "images", classes=[f"c{i}" for i in range(10)],
+                         per_class=13, test_per_class=2, size=32)
+        extra += ["--set", f"dataset.root={tmp_path / 'images'}", "--set", "dataset.subset=40",
+                  "--set", "dataset.test_subset=20", "--set", "space.skip.grid=[identity]",
+                  "--set", "space.depth.grid=[8]"]
     if path.stem == "timm_reference":  # two small measurements at a time: CI speed
         extra += ["--set", "resources.cpu=1", "--set", "search.max_concurrent=2"]
     if uses_cifar(path):

@@ -333,6 +333,32 @@ class Builder:
                            "<p class='note'>No finished trial with an accuracy and a cost.</p>")
         return Section("pareto", "Pareto fronts", fig)
 
+    def proxies(self) -> Section | None:
+        """Spearman and Kendall correlations of each zero-cost proxy with the final validation
+        accuracy of the completed searched trials (``bench.report.proxies``), per experiment."""
+        from bench.report.proxies import BOOTSTRAP, LEVEL, correlations
+
+        done = [t for t in self.finished if not t.reference]
+        target = "val_acc" if any("val_acc" in t.metrics for t in done) else "test_acc"
+        t = Table("proxies", ["experiment", "proxy", "trials", "Spearman ρ",
+                              f"{LEVEL:.0%} interval", "Kendall τ", f"{LEVEL:.0%} interval "],
+                  numeric={2, 3, 5})
+        for name in self.experiments:
+            trials = [tr.metrics for tr in done if tr.experiment == name]
+            for c in correlations(trials, target):
+                t.rows.append([text(name), text(c.proxy), number(float(c.n)),
+                               fixed(c.spearman, 3), text(_ci(c.spearman_ci)),
+                               fixed(c.kendall, 3), text(_ci(c.kendall_ci))])
+        if not t.rows:
+            return None
+        note = (f"How well each zero-cost proxy of the untrained network (proxy/<name>, scored "
+                f"on one minibatch before training) ranks the completed searched trials by "
+                f"their final {target}: rank correlations over the trials, with {LEVEL:.0%} "
+                f"percentile bootstrap intervals ({BOOTSTRAP} resamples of the trials). 1 is a "
+                "perfect ranking, 0 none; params and macs are the baselines a proxy must beat.")
+        return Section("proxies", "Zero-cost proxies", f"<p class='note'>{_e(note)}</p>"
+                       + to_html(t), f"{_md(note)}\n\n{to_markdown(t)}")
+
     def figures(self) -> list[Section]:
         out = []
         specs = [
@@ -473,6 +499,11 @@ class Builder:
         return t
 
 
+def _ci(interval: tuple[float, float]) -> str:
+    lo, hi = interval
+    return f"[{lo:.2f}, {hi:.2f}]" if math.isfinite(lo) and math.isfinite(hi) else "-"
+
+
 def _default_cause(t: Trial) -> str:
     return {
         "stopped": f"stopped early by the scheduler after {t.epochs} epoch(s)",
@@ -505,8 +536,8 @@ def build_report(runs: Sequence[dict[str, Any]], experiments: Sequence[str],
     """The report of ``runs`` (``bench.report.fetch.fetch_experiment_runs`` dicts) of the named
     experiments. Pure: no MLflow, no files."""
     b = Builder(runs, experiments, tracking_uri)
-    sections = [b.overview(), b.claims(), *b.tables(), b.pareto(), *b.figures(), b.families(),
-                *b.diagnostics(), b.failures(), b.sweeps_section()]
+    sections = [b.overview(), b.claims(), *b.tables(), b.pareto(), b.proxies(), *b.figures(),
+                b.families(), *b.diagnostics(), b.failures(), b.sweeps_section()]
     sections = [s for s in sections if s is not None]
     when = (generated or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     title = "resbench report: " + ", ".join(b.experiments)

@@ -1,0 +1,133 @@
+"""``python -m launchers.replay``: replay search algorithms and schedulers against the per-epoch
+curves a finished exhaustive sweep recorded in MLflow (``bench.replay``).
+
+    python -m launchers.replay --experiment exhaustive_cifar               # every variant, 20 seeds
+    python -m launchers.replay --experiment NAME --variant tpe --variant nsga2+mo_asha --seeds 5
+    python -m launchers.replay --experiment NAME --variant prescreen:synflow --budget 160
+
+Writes ``results/replay-<experiment>.json`` (every run: variant, seed, epochs used, trials, best
+val_acc, regret, hypervolume ratio, the best-so-far trace against epochs) and
+``docs/results/replay-<experiment>.md`` (mean ± std per variant) with an HTML page beside it
+(the table and the mean regret against the epochs consumed), and prints the table.
+Exit codes: 0 done, 2 bad input (unknown experiment or variant, nothing replayable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.errors import ConfigError, ResbenchError
+
+DEFAULT_VARIANTS = ("random", "grid", "tpe", "tpe+asha", "nsga2", "nsga2+asha", "nsga2+mo_asha")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m launchers.replay", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--experiment", required=True, help="MLflow experiment of the exhaustive sweep")
+    p.add_argument("--tracking-uri", metavar="URI",
+                   help="default: MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlflow/mlflow.db")
+    p.add_argument("--variant", action="append", metavar="NAME",
+                   help=f"repeatable; default: {', '.join(DEFAULT_VARIANTS)} and "
+                        "prescreen:<proxy> for each recorded proxy")
+    p.add_argument("--seeds", type=int, default=20, help="replay seeds per variant (default 20)")
+    p.add_argument("--budget", type=int, metavar="EPOCHS",
+                   help="epochs per replay (default: --budget-fraction of the exhaustive epochs)")
+    p.add_argument("--budget-fraction", type=float, default=1 / 3,
+                   help="budget as a fraction of the exhaustive epochs (default 1/3)")
+    p.add_argument("--reduction-factor", type=float, default=3.0,
+                   help="ASHA / MO-ASHA reduction factor (default 3; grace period 1 epoch)")
+    p.add_argument("--out", metavar="FILE", help="default results/replay-<experiment>.json")
+    p.add_argument("--markdown", metavar="FILE",
+                   help="default docs/results/replay-<experiment>.md")
+    p.add_argument("--debug", action="store_true", help="tracebacks on errors")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except ResbenchError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from launchers.sweep import configure_environment, quiet_libraries
+
+    configure_environment(local=True)
+    from bench import replay as rp
+    from bench import tune as rt
+    from bench.jsonio import finite, write_atomic
+    from bench.tracking import default_tracking_uri, repo_root
+
+    if args.seeds < 1:
+        raise ConfigError(f"must be >= 1, got {args.seeds}", "--seeds")
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    table = rp.load_recorded(uri, args.experiment)
+    budget = args.budget or max(1, round(args.budget_fraction * table.total_epochs))
+    if budget < 1:
+        raise ConfigError(f"must be >= 1, got {budget}", "--budget")
+    proxies = sorted(set.intersection(*(set(r.proxies) for r in table.trials.values())))
+    variants = args.variant or [*DEFAULT_VARIANTS, *(rp.PRESCREEN + p for p in proxies)]
+    for v in variants:  # unknown names fail before Ray starts
+        rp.variant_space(table, v, 0, args.reduction_factor)
+    quiet_libraries(optuna=True)
+    root = repo_root()
+    out = Path(args.out or root / "results" / f"replay-{args.experiment}.json")
+    md = Path(args.markdown or root / "docs" / "results" / f"replay-{args.experiment}.md")
+    print(f"replay of {args.experiment}: {len(table.trials)} architectures x {table.epochs} "
+          f"epochs, best val_acc {table.best_acc:.2f}; budget {budget} epochs; "
+          f"{len(variants)} variants x {args.seeds} seeds", flush=True)
+    import ray
+
+    owns_ray = not ray.is_initialized()  # a caller's Ray session is joined, not shut down
+    temp = tempfile.mkdtemp(prefix="rb-replay-")
+    started = time.perf_counter()
+    runs = []
+    try:
+        rt.init_ray(None, temp, log_to_driver=args.debug)
+        for variant in variants:
+            seeds = range(1) if variant == "grid" else range(args.seeds)  # grid ignores seeds
+            for seed in seeds:
+                runs.append(rp.replay(table, variant, seed, budget, temp, args.reduction_factor))
+            print(f"  {variant}: done ({time.perf_counter() - started:.0f} s)", flush=True)
+    finally:
+        if owns_ray:
+            rt.shutdown()
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
+    summary = rp.aggregate(runs)
+    text = rp.markdown(table, budget, summary)
+    data = {"experiment": args.experiment, "tracking_uri": uri, "budget_epochs": budget,
+            "exhaustive": {"architectures": len(table.trials), "epochs": table.epochs,
+                           "total_epochs": table.total_epochs, "best_val_acc": table.best_acc},
+            "reduction_factor": args.reduction_factor, "seeds": args.seeds,
+            "wall_time_s": time.perf_counter() - started, "summary": summary,
+            "runs": [dataclasses.asdict(r) for r in runs]}
+    from bench.report.replay import page
+
+    write_atomic(out, json.dumps(finite(data), indent=2))
+    write_atomic(md, text)
+    write_atomic(md.with_suffix(".html"), page(data))
+    print(text)
+    print(f"results: {out}\ntable: {md} (figure: {md.with_suffix('.html')})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Replay against a tiny recorded exhaustive sweep (real Ray Tune, Optuna and MLflow): the grid
+replayed with the whole budget reproduces the exhaustive best exactly, budgets are spent to the
+epoch and add up over the trials, a seed replays identically, prescreened replays take the
+best-scoring configs first, and the launcher writes its JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import test_sweep
+from test_sweep import TINY, space_file
+
+from bench import replay as rp
+from bench.errors import ConfigError
+from bench.space import enumerate_samples
+from launchers.replay import main
+
+ray_session, store, sweep = test_sweep.ray_session, test_sweep.store, test_sweep.sweep
+
+
+@pytest.fixture(scope="module")
+def recorded(ray_session, store, tmp_path_factory):
+    """A real 4-architecture, 3-epoch exhaustive sweep (digits, ResNet-8 / 14 at width 4)."""
+    from launchers.sweep import main as sweep_main
+
+    tmp = tmp_path_factory.mktemp("exhaustive")
+    path = space_file(tmp, "tiny-exhaustive", train={**TINY["train"], "epochs": 3},
+                      space={"depth": {"grid": [8, 14]}, "skip": {"grid": ["identity", "none"]}},
+                      search={"algorithm": "grid", "objectives": {"val_acc": "max",
+                                                                  "macs": "min"}},
+                      proxies={"names": ["synflow", "params"], "batch_size": 16})
+    rc = sweep_main(["--space", str(path), "--tracking-uri", store, "--storage",
+                     str(tmp / "ray"), "--no-report", "--progress-interval", "3600"])
+    assert rc == 0
+    return rp.load_recorded(store, "tiny-exhaustive")
+
+
+def test_recorded_table(recorded):
+    assert len(recorded.trials) == 4 and recorded.epochs == 3 and recorded.total_epochs == 12
+    for rec in recorded.trials.values():
+        assert len(rec.curve) == 3 and rec.cost["macs"] > 0
+        assert set(rec.proxies) == {"synflow", "params"}
+        assert isinstance(rec.sample["depth"], int)  # typed back from the MLflow param
+
+
+def test_grid_with_the_whole_budget_reproduces_the_exhaustive_best(recorded, tmp_path):
+    run = rp.replay(recorded, "grid", 0, recorded.total_epochs, str(tmp_path))
+    assert run.best_val_acc == recorded.best_acc and run.regret == 0
+    assert run.epochs == 12 and run.trials == 4 and run.full == 4
+    assert run.hv_ratio == pytest.approx(1.0)
+    assert run.trace[-1] == (12, recorded.best_acc)
+
+
+def test_budgets_are_spent_to_the_epoch_and_add_up(recorded, tmp_path):
+    run = rp.replay(recorded, "grid", 0, 5, str(tmp_path))
+    assert (run.epochs, run.trials, run.full) == (5, 2, 1)  # 3 + 2 epochs
+    first = recorded.trials[rp.key(enumerate_samples(recorded.space)[0])]  # the grid's first
+    assert run.best_val_acc == first.final_acc  # the one trial trained to its end
+    assert run.trace[-1][0] == 5
+    for variant in ("tpe+asha", "random"):
+        a = rp.replay(recorded, variant, 1, 7, str(tmp_path))
+        assert a.epochs == 7 and a.full <= a.trials  # summarize checks results == stopper
+    a = rp.replay(recorded, "nsga2+mo_asha", 1, 7, str(tmp_path))
+    b = rp.replay(recorded, "nsga2+mo_asha", 1, 7, str(tmp_path))
+    assert a.epochs == 7 and (a.best_val_acc, a.trials, a.trace) == (
+        b.best_val_acc, b.trials, b.trace)  # one trial at a time: a seed replays identically
+
+
+def test_prescreened_replay_takes_the_best_scoring_first(recorded, tmp_path):
+    run = rp.replay(recorded, "prescreen:synflow", 0, 3, str(tmp_path))
+    best = max(recorded.trials.values(), key=lambda r: r.proxies["synflow"])
+    assert (run.full, run.best_val_acc) == (1, best.final_acc)
+    with pytest.raises(ConfigError, match="unknown variant 'bohb'.*valid: random, grid"):
+        rp.replay(recorded, "bohb", 0, 3, str(tmp_path))
+    with pytest.raises(ConfigError, match="proxy 'naswot' was not recorded"):
+        rp.replay(recorded, "prescreen:naswot", 0, 3, str(tmp_path))
+
+
+def test_launcher_writes_results_and_table(recorded, store, tmp_path, capsys):
+    out, md = tmp_path / "replay.json", tmp_path / "replay.md"
+    rc = main(["--experiment", "tiny-exhaustive", "--tracking-uri", store, "--variant", "grid",
+               "--variant", "nsga2+mo_asha", "--seeds", "2", "--budget", "6", "--out", str(out),
+               "--markdown", str(md)])
+    assert rc == 0, capsys.readouterr().err
+    data = json.loads(out.read_text())
+    assert data["budget_epochs"] == 6 and data["exhaustive"]["total_epochs"] == 12
+    assert [r["variant"] for r in data["runs"]] == ["grid", "nsga2+mo_asha", "nsga2+mo_asha"]
+    assert all(r["epochs"] == 6 for r in data["runs"])
+    assert "| nsga2+mo_asha | 2 |" in md.read_text()
+    page = md.with_suffix(".html").read_text()
+    assert "<svg" in page and "nsga2+mo_asha" in page and "epochs consumed" in page
+    assert main(["--experiment", "nope", "--tracking-uri", store]) == 2
+    assert "unknown experiment 'nope'" in capsys.readouterr().err
