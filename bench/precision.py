@@ -5,7 +5,7 @@ AVX-512 bf16) and 10x slower on another (no native bf16), so the device type dec
 The check times a small conv net's training step (forward + backward, channels_last, the
 process's intra-op threads) in fp32 and in bf16, alternating, and takes bf16 when its median
 step is at least ``MIN_SPEEDUP`` times faster. The outcome is cached per CPU model, torch
-version and thread count: in memory for the process and, given a cache folder, in
+version, thread count and kernel set (``cache_key``): in memory for the process and, given a cache folder, in
 ``cpu-precision.json`` there, so a machine pays for the check once.
 """
 
@@ -26,11 +26,17 @@ _MEMO: dict[str, dict[str, Any]] = {}
 
 
 def cache_key(threads: int | None = None) -> str:
-    """What the check's outcome depends on: CPU model, torch version, intra-op threads."""
+    """What the check's outcome depends on: CPU model, torch version, intra-op threads, and the
+    kernels this process may use (ATen's CPU capability; oneDNN's ISA cap, which its own
+    variables set at process start: capped at AVX2, a native-bf16 CPU emulates bf16 slowly)."""
+    import os
+
     from bench.measure import cpu_model
 
     n = threads or torch.get_num_threads()
-    return f"{cpu_model()} | torch {torch.__version__} | {n} threads"
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "all"
+    return (f"{cpu_model()} | torch {torch.__version__} | {n} threads | "
+            f"{torch._C._get_cpu_capability()} | onednn {isa.lower()}")
 
 
 def _net() -> nn.Module:

@@ -26,6 +26,10 @@ def test_check_measures_once_then_reads_the_cache(tmp_path: Path, monkeypatch) -
     saved = json.loads((tmp_path / precision.CACHE_FILE).read_text())
     key = precision.cache_key()
     assert "torch " in key and "threads" in key and saved[key]["bf16"] == first["bf16"]
+    # oneDNN held to AVX2 is another machine as far as bf16 goes
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert precision.cache_key() != key and precision.cache_key().endswith("onednn avx2")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
 
     precision._MEMO.clear()  # a new process: the file answers, nothing is measured again
 
