@@ -60,7 +60,7 @@ search: {algorithm: grid, objectives: {val_acc: max}, max_concurrent: 2}
 SEARCH_TRIALS, REFERENCE_TRIALS = 10, 1
 # Sections a report of the sweep must have (the sweep records no lesion study).
 SWEEP_SECTIONS = {"overview", "summary", "trials", "pareto", "curves", "degradation", "depth",
-                  "families", "gradients", "failures", "runs"}
+                  "families", "gradients", "failures", "runs", "proxies"}  # every sweep logs proxies
 
 
 # --- processes ------------------------------------------------------------------------------------
