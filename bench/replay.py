@@ -333,8 +333,20 @@ def aggregate(runs: Sequence[Run]) -> dict[str, dict[str, float]]:
     return out
 
 
-def markdown(table: Table, budget: int, summary: Mapping[str, Mapping[str, float]]) -> str:
-    """The replay table: each variant's regret and hypervolume ratio (mean ± std over seeds)."""
+def proxy_correlations(table: Table) -> list[dict[str, Any]]:
+    """Each recorded proxy's rank correlations with the final val_acc over the whole table
+    (Spearman's rho, Kendall's tau-b, 95% percentile bootstrap intervals)."""
+    from bench.report.proxies import correlations
+
+    metrics = [{"val_acc": r.final_acc, **{f"proxy/{k}": v for k, v in r.proxies.items()}}
+               for r in table.trials.values()]
+    return [dataclasses.asdict(c) for c in correlations(metrics, "val_acc")]
+
+
+def markdown(table: Table, budget: int, summary: Mapping[str, Mapping[str, float]],
+             proxies: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The replay table: each variant's regret and hypervolume ratio (mean ± std over seeds),
+    then each proxy's rank correlation with the final val_acc over the table."""
     lines = [f"Replay of `{table.experiment}`: {len(table.trials)} architectures x "
              f"{table.epochs} epochs = {table.total_epochs} epochs exhaustive, best val_acc "
              f"{table.best_acc:.2f}; budget {budget} epochs per replay.", "",
@@ -345,8 +357,17 @@ def markdown(table: Table, budget: int, summary: Mapping[str, Mapping[str, float
             f"| {variant} | {row['seeds']:.0f} | {row['regret_mean']:.2f} ± "
             f"{row['regret_std']:.2f} | {row['hv_ratio_mean']:.3f} ± {row['hv_ratio_std']:.3f}"
             f" | {row['epochs_mean']:.0f} | {row['trials_mean']:.1f} | {row['full_mean']:.1f} |")
+    if proxies:
+        lines += ["", f"Zero-cost proxies against the final val_acc of all {len(table.trials)} "
+                  "architectures (95% bootstrap intervals):", "",
+                  "| proxy | Spearman ρ | Kendall τ-b |", "|---|---|---|"]
+        for c in proxies:
+            lo, hi = c["spearman_ci"]
+            tlo, thi = c["kendall_ci"]
+            lines.append(f"| {c['proxy']} | {c['spearman']:.2f} [{lo:.2f}, {hi:.2f}] | "
+                         f"{c['kendall']:.2f} [{tlo:.2f}, {thi:.2f}] |")
     return "\n".join(lines) + "\n"
 
 
 __all__ = ["Budget", "PRESCREEN", "Recorded", "Run", "Table", "VARIANTS", "aggregate", "variant_space",
-           "load_recorded", "markdown", "replay", "replay_trial", "table_from_runs"]
+           "load_recorded", "markdown", "proxy_correlations", "replay", "replay_trial", "table_from_runs"]

@@ -4,6 +4,11 @@ curves a finished exhaustive sweep recorded in MLflow (``bench.replay``).
     python -m launchers.replay --experiment exhaustive_cifar               # every variant, 20 seeds
     python -m launchers.replay --experiment NAME --variant tpe --variant nsga2+mo_asha --seeds 5
     python -m launchers.replay --experiment NAME --variant prescreen:synflow --budget 160
+    python -m launchers.replay --experiment NAME --merge a.json b.json   # shards run apart
+
+Shards: replays of disjoint variant sets (e.g. one process per core, each with its own --out)
+combine with ``--merge`` into one result; they must share the experiment, budget and reduction
+factor.
 
 Writes ``results/replay-<experiment>.json`` (every run: variant, seed, epochs used, trials, best
 val_acc, regret, hypervolume ratio, the best-so-far trace against epochs) and
@@ -23,6 +28,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.errors import ConfigError, ResbenchError
 
@@ -48,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="default results/replay-<experiment>.json")
     p.add_argument("--markdown", metavar="FILE",
                    help="default docs/results/replay-<experiment>.md")
+    p.add_argument("--merge", nargs="+", metavar="JSON",
+                   help="combine the results files of earlier replays (shards) instead of "
+                        "replaying; a (variant, seed) present twice must not differ")
     p.add_argument("--debug", action="store_true", help="tracebacks on errors")
     return p
 
@@ -71,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
     configure_environment(local=True)
     from bench import replay as rp
     from bench import tune as rt
-    from bench.jsonio import finite, write_atomic
     from bench.tracking import default_tracking_uri, repo_root
 
     if args.seeds < 1:
@@ -89,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     root = repo_root()
     out = Path(args.out or root / "results" / f"replay-{args.experiment}.json")
     md = Path(args.markdown or root / "docs" / "results" / f"replay-{args.experiment}.md")
+    if args.merge:
+        return write(args, table, uri, budget, *merged(args, budget), out, md)
     print(f"replay of {args.experiment}: {len(table.trials)} architectures x {table.epochs} "
           f"epochs, best val_acc {table.best_acc:.2f}; budget {budget} epochs; "
           f"{len(variants)} variants x {args.seeds} seeds", flush=True)
@@ -111,16 +121,55 @@ def run(args: argparse.Namespace) -> int:
         import shutil
 
         shutil.rmtree(temp, ignore_errors=True)
-    summary = rp.aggregate(runs)
-    text = rp.markdown(table, budget, summary)
+    return write(args, table, uri, budget, [dataclasses.asdict(r) for r in runs],
+                 time.perf_counter() - started, out, md)
+
+
+def merged(args: argparse.Namespace, budget: int) -> tuple[list[dict[str, Any]], float]:
+    """The runs of the results files named by ``--merge`` (same experiment, budget and
+    reduction factor), one per (variant, seed), and their summed wall time."""
+    runs: dict[tuple[str, int], dict[str, Any]] = {}
+    wall = 0.0
+    for name in args.merge:
+        try:
+            with open(name, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read {name}: {exc}", "--merge") from None
+        for k, want in (("experiment", args.experiment), ("budget_epochs", budget),
+                        ("reduction_factor", args.reduction_factor)):
+            if data.get(k) != want:
+                raise ConfigError(f"{name} has {k} {data.get(k)!r}, this replay {want!r}",
+                                  "--merge")
+        wall += float(data.get("wall_time_s") or 0.0)
+        for r in data.get("runs", []):
+            at = (r["variant"], int(r["seed"]))
+            if at in runs and runs[at] != r:
+                raise ConfigError(f"{name}: {at[0]} seed {at[1]} differs from an earlier file",
+                                  "--merge")
+            runs[at] = r
+    if not runs:
+        raise ConfigError("the files hold no replay runs", "--merge")
+    return list(runs.values()), wall
+
+
+def write(args: argparse.Namespace, table: Any, uri: str, budget: int,
+          runs: list[dict[str, Any]], wall_s: float, out: Path, md: Path) -> int:
+    """Aggregate ``runs`` (dicts of ``bench.replay.Run``), write the JSON, Markdown and HTML."""
+    from bench import replay as rp
+    from bench.jsonio import finite, write_atomic
+    from bench.report.replay import page
+
+    summary = rp.aggregate([rp.Run(**{**r, "trace": [tuple(t) for t in r["trace"]]})
+                            for r in runs])
+    proxies = rp.proxy_correlations(table)
+    text = rp.markdown(table, budget, summary, proxies)
+    seeds = max((sum(1 for r in runs if r["variant"] == v) for v in summary), default=0)
     data = {"experiment": args.experiment, "tracking_uri": uri, "budget_epochs": budget,
             "exhaustive": {"architectures": len(table.trials), "epochs": table.epochs,
                            "total_epochs": table.total_epochs, "best_val_acc": table.best_acc},
-            "reduction_factor": args.reduction_factor, "seeds": args.seeds,
-            "wall_time_s": time.perf_counter() - started, "summary": summary,
-            "runs": [dataclasses.asdict(r) for r in runs]}
-    from bench.report.replay import page
-
+            "reduction_factor": args.reduction_factor, "seeds": seeds,
+            "wall_time_s": wall_s, "summary": summary, "proxies": proxies, "runs": runs}
     write_atomic(out, json.dumps(finite(data), indent=2))
     write_atomic(md, text)
     write_atomic(md.with_suffix(".html"), page(data))

@@ -92,3 +92,29 @@ def test_launcher_writes_results_and_table(recorded, store, tmp_path, capsys):
     assert "<svg" in page and "nsga2+mo_asha" in page and "epochs consumed" in page
     assert main(["--experiment", "nope", "--tracking-uri", store]) == 2
     assert "unknown experiment 'nope'" in capsys.readouterr().err
+
+
+def test_shards_merge_into_the_single_run(recorded, store, tmp_path, capsys):
+    """Two processes' disjoint variant sets, merged, equal one replay of both; the proxies'
+    rank correlations over the table are in the output; mismatched shards are refused."""
+    common = ["--experiment", "tiny-exhaustive", "--tracking-uri", store, "--seeds", "2",
+              "--budget", "6"]
+    paths = {}
+    for name, variants in (("a", ["random"]), ("b", ["prescreen:synflow"]),
+                           ("ab", ["random", "prescreen:synflow"])):
+        paths[name] = tmp_path / f"{name}.json"
+        argv = [*common, "--out", str(paths[name]), "--markdown", str(tmp_path / f"{name}.md")]
+        for v in variants:
+            argv += ["--variant", v]
+        assert main(argv) == 0, capsys.readouterr().err
+    merged = tmp_path / "merged.json"
+    assert main([*common, "--merge", str(paths["a"]), str(paths["b"]), "--out", str(merged),
+                 "--markdown", str(tmp_path / "merged.md")]) == 0
+    one, both = json.loads(paths["ab"].read_text()), json.loads(merged.read_text())
+    assert both["summary"] == one["summary"] and both["runs"] == one["runs"]
+    assert [c["proxy"] for c in both["proxies"]] == ["params", "synflow"]
+    assert all(-1 <= c["spearman"] <= 1 and c["n"] == 4 for c in both["proxies"])
+    assert "| synflow |" in (tmp_path / "merged.md").read_text()
+    capsys.readouterr()
+    assert main([*common[:-1], "7", "--merge", str(paths["a"])]) == 2
+    assert "budget_epochs 6, this replay 7" in capsys.readouterr().err
