@@ -253,6 +253,73 @@ for scheme in ("foo", "http", "sqlite", "ray"):
         None, ["--storage", f"unknown storage scheme '{scheme}'", "s3://"],
         storage=f"{scheme}://bucket/prefix")
 
+
+
+# The artifact location actually used: an experiment that exists already keeps its own (set by
+# `mlflow experiments create --artifact-location`, an older store layout, another tool), so
+# that one is probed, not the default next to the database.
+UNMOUNT: list[Callable[[], None]] = []
+
+
+def _template_store(tmp: Path) -> Path:
+    """A SQLite MLflow store holding the quickstart experiment, made once per session."""
+    import mlflow
+
+    db = tmp.parent / "artifact-location-template" / "mlflow.db"
+    if not db.exists():
+        db.parent.mkdir(exist_ok=True)
+        client = mlflow.MlflowClient(f"sqlite:///{db}")
+        client.create_experiment(QUICKSTART["tracking"]["experiment"],
+                                 artifact_location=(db.parent / "artifacts").as_uri())
+    return db
+
+
+def _experiment_at(location: str, read_only: bool = False) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        import shutil
+        import sqlite3
+
+        from .conftest import mount_read_only
+
+        (tmp / "db").mkdir()
+        db = tmp / "db" / "mlflow.db"
+        shutil.copyfile(_template_store(tmp), db)
+        con = sqlite3.connect(db)
+        with con:
+            con.execute("update experiments set artifact_location = ?",
+                        (location.replace("{tmp}", str(tmp)),))
+        con.close()
+        (tmp / "afile").write_text("not a folder\n")
+        if read_only:
+            UNMOUNT.append(mount_read_only(tmp / "ro"))
+    return setup
+
+
+EXPERIMENT_ARTIFACTS: dict[str, tuple[str, list[str], bool]] = {
+    "under-a-file-uri": ("file://{tmp}/afile/artifacts", ["{tmp}/afile", "not a directory"],
+                         False),
+    "under-a-file-path": ("{tmp}/afile/artifacts", ["{tmp}/afile", "not a directory"], False),
+    "read-only-filesystem": ("file://{tmp}/ro/artifacts", ["{tmp}/ro", "not writable"], True),
+    "read-only-filesystem-path": ("{tmp}/ro", ["{tmp}/ro", "not writable"], True),
+}
+for name, (location, frags, ro) in EXPERIMENT_ARTIFACTS.items():
+    HOSTILE[f"experiment-artifacts-{name}"] = Hostile(
+        None, ["experiment 'quickstart'", "artifact folder", *frags],
+        uri="sqlite:///{tmp}/db/mlflow.db", setup=_experiment_at(location, ro))
+for scheme in ("foo", "s4", "mlflow-artifact", "ray"):
+    HOSTILE[f"experiment-artifacts-scheme-{scheme}"] = Hostile(
+        None, [f"unknown artifact location scheme '{scheme}'", "experiment 'quickstart'",
+               "valid:", "s3", "mlflow-artifacts"],
+        uri="sqlite:///{tmp}/db/mlflow.db", setup=_experiment_at(f"{scheme}://bucket/artifacts"))
+
+
+@pytest.fixture(autouse=True)
+def _unmount_after():
+    yield
+    while UNMOUNT:
+        UNMOUNT.pop()()
+
+
 # --- plugins ----------------------------------------------------------------------------------
 
 PLUGIN_BODIES = {
@@ -283,8 +350,8 @@ for name, (body, frags) in PLUGIN_BODIES.items():
                                      ["plugins[0]", module, *frags],
                                      setup=_plugin_setup(module, body))
 
-SET_UP = frozenset({"db", "plugins"})  # folders the setups make; their content is checked
-TIMED = ("tracking-", "storage-", "cpus-")  # the preflight's classes: within 15 s each
+SET_UP = frozenset({"db", "plugins", "ro"})  # folders the setups make; their content is checked
+TIMED = ("tracking-", "storage-", "cpus-", "experiment-artifacts-")  # the preflight's classes: within 15 s each
 
 
 def _files(tmp: Path) -> dict[str, bytes]:
@@ -495,3 +562,25 @@ def test_hostile_yaml_in_a_trial_config_is_rejected(name: str, tmp_path: Path,
     for fragment in case.fragments:
         assert fragment in out.err, (fragment, out.err)
     assert not out.out and took < 15, f"took {took:.1f} s"
+
+
+def test_the_experiments_own_artifact_location_is_the_one_probed(tmp_path: Path) -> None:
+    """An existing experiment with a writable artifact location of its own passes even where
+    the default folder next to the database could not be made (the sweep never uses it), and
+    a new experiment still gets the default probed; the store is only read."""
+    from bench.errors import ResbenchError
+    from bench.tracking import check_store, default_artifact_location, stored_artifact_location
+
+    _experiment_at("file://{tmp}/elsewhere/artifacts")(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'db' / 'mlflow.db'}"
+    (tmp_path / "db" / "artifacts").write_text("a file where the default folder would go\n")
+    before = (tmp_path / "db" / "mlflow.db").read_bytes()
+    assert stored_artifact_location(uri, "quickstart") == \
+        f"file://{tmp_path}/elsewhere/artifacts"
+    assert stored_artifact_location(uri, "another") is None
+    assert stored_artifact_location(f"sqlite:///{tmp_path / 'none.db'}", "quickstart") is None
+    check_store(uri, artifact_location=default_artifact_location(uri), experiment="quickstart")
+    with pytest.raises(ResbenchError, match="artifact folder.*not a directory"):
+        check_store(uri, artifact_location=default_artifact_location(uri), experiment="another")
+    assert (tmp_path / "db" / "mlflow.db").read_bytes() == before
+    assert not (tmp_path / "none.db").exists()
