@@ -244,13 +244,61 @@ def tracking_schemes() -> list[str]:
     return sorted(k for k in _tracking_store_registry._registry if k)
 
 
+def artifact_schemes() -> list[str]:
+    """The URI schemes MLflow has an artifact repository for (built in and plugins)."""
+    from mlflow.store.artifact.artifact_repository_registry import (
+        _artifact_repository_registry,
+    )
+
+    return sorted(k for k in _artifact_repository_registry._registry if k)
+
+
+def stored_artifact_location(uri: str, experiment: str) -> str | None:
+    """The artifact location an existing ``experiment`` of a local SQLite store already has
+    (it wins over the one a new experiment would get), read without writing; None when the
+    experiment or the store does not exist yet (servers and other databases: None)."""
+    import sqlite3
+
+    db = local_store(uri)
+    if db is None or not db.is_file():
+        return None
+    try:
+        con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
+        try:
+            row = con.execute("select artifact_location from experiments where name = ?",
+                              (experiment,)).fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:  # no schema yet: MLflow creates it, and the experiment, later
+        return None
+    return row[0] if row else None
+
+
+def _probe_artifacts(location: str, what: str) -> None:
+    """ResbenchError unless MLflow can write artifacts to ``location``: a scheme it has a
+    repository for, and a local folder that can be created and written (nothing is written)."""
+    from urllib.parse import unquote, urlparse
+
+    scheme = urlparse(location).scheme.lower()
+    if scheme in ("", "file") or len(scheme) == 1:  # a path (or a drive letter)
+        path = unquote(urlparse(location).path) if scheme == "file" else location
+        _probe_folder(Path(path), what, role="artifact folder")
+    elif scheme not in artifact_schemes():
+        raise ResbenchError(
+            f"unknown artifact location scheme {scheme!r} in {redact_uri(location)} (the "
+            f"artifacts of {what}); valid: {', '.join(artifact_schemes())} (or a local folder)")
+
+
 def check_store(uri: str, timeout: float = PROBE_TIMEOUT_S,
-                artifact_location: str | None = None) -> None:
+                artifact_location: str | None = None, experiment: str | None = None) -> None:
     """Fail fast, before anything is written, on a tracking store that cannot be used: a
     scheme MLflow has no store for; an http(s) server that does not answer within ``timeout``
     seconds (or refuses the credentials); a database whose driver is missing, whose server is
     unreachable or refuses the connection; a SQLite file that is not a database, is corrupt or
-    read-only; a local store or artifact folder that cannot be written. Nothing is written."""
+    read-only; a local store or artifact folder that cannot be written, or an artifact
+    location of a scheme MLflow has no repository for. The artifact location probed is the
+    one used: ``experiment``'s when it exists already, else ``artifact_location``. Nothing is
+    written."""
     from urllib.parse import urlparse
 
     shown = redact_uri(uri)
@@ -269,9 +317,11 @@ def check_store(uri: str, timeout: float = PROBE_TIMEOUT_S,
     elif backend == "file" or not scheme:
         path = uri[len("file://"):] if uri.startswith("file://") else uri.removeprefix("file:")
         _probe_folder(Path(path), shown)
-    if artifact_location and artifact_location.startswith("file:"):
-        folder = Path(urlparse(artifact_location).path)
-        _probe_folder(folder, shown, role="artifact folder")
+    stored = stored_artifact_location(uri, experiment) if experiment else None
+    if stored:
+        _probe_artifacts(stored, f"experiment {experiment!r} in {shown}")
+    elif artifact_location:
+        _probe_artifacts(artifact_location, shown)
 
 
 def _finite(value: Any) -> float | None:

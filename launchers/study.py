@@ -527,8 +527,9 @@ def import_results(path: str | Path, tracking_uri: str | None = None,
     data = read_results(path)
     name, form = str(data["study"]), str(data.get("form", "gpu"))
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
-    check_store(uri)  # fail fast on an unreachable server or an unwritable folder
     exp = experiment or f"study-{name}"
+    # fail fast on an unreachable server or an unwritable store or artifact folder
+    check_store(uri, artifact_location=default_artifact_location(uri), experiment=exp)
     tracker = Tracker(uri, exp, default_artifact_location(uri))
     quiet_store_logs()
     tracker.setup()

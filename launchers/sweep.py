@@ -657,12 +657,14 @@ def execute(args: argparse.Namespace, space: Any, digest: str, state: dict[str, 
 def preflight_store(args: argparse.Namespace, state: dict[str, Any], sweep_dir: str,
                     space: Any) -> None:
     """Before Ray starts, without writing: the storage folder writable, the tracking store
-    reachable and writable (database and artifact folder), the dataset present (local runs:
-    on a cluster the data may live on the workers)."""
+    reachable and writable (database and the artifact location the experiment uses: its own
+    when it exists already), the dataset present (local runs: on a cluster the data may live
+    on the workers)."""
     from bench.tracking import check_store
 
     check_storage(sweep_dir)
-    check_store(state["tracking_uri"], artifact_location=state["artifact_location"])
+    check_store(state["tracking_uri"], artifact_location=state["artifact_location"],
+                experiment=state["experiment"])
     if not args.address:
         check_data(space)
 

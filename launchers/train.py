@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from bench.config import apply_overrides, parse_override, to_dict
+from bench.config import apply_overrides, load_yaml, parse_override, to_dict
 from bench.errors import ConfigError, ResbenchError
 from bench.jsonio import finite, write_atomic
 
@@ -87,11 +87,12 @@ def load_spec_data(config: str | None, arch: str | None, overrides: Sequence[str
     if config:
         path = Path(config)
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            path.stat()
         except OSError as exc:
             raise ConfigError(f"cannot read the config file: {exc.strerror}", source=config) from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {exc}", source=config) from None
+        # Within the limits of every YAML file resbench reads (size, nesting, aliases, no
+        # duplicate keys, UTF-8 text): a hostile config is one message, never a hang.
+        loaded = load_yaml(path, "config file")
         if loaded is not None and not isinstance(loaded, Mapping):
             raise ConfigError("expected a mapping (arch, data, train, ...) at the top level", source=config)
         data = dict(loaded or {})

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,32 @@ def run_subprocess(cmd: list[str], timeout: float, env: dict[str, str] | None = 
             return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
         return "timeout", text(exc.stdout), text(exc.stderr)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def mount_read_only(folder: Path) -> Callable[[], None]:
+    """``folder`` (made if missing) turned into a read-only bind mount of itself, the way a
+    volume goes read-only (as root, chmod stops no write; a read-only file system does); returns
+    the function that unmounts it again. Skips the test, saying why, where mounting is not
+    permitted (not root, no mount(8), a container without CAP_SYS_ADMIN)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("a read-only bind mount needs root and mount(8)")
+
+    def call(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["mount", *args], capture_output=True, text=True, timeout=30)
+
+    bound = call("--bind", str(folder), str(folder))
+    if bound.returncode:
+        pytest.skip(f"mounting is not permitted here: {bound.stderr.strip() or bound.returncode}")
+
+    def unmount() -> None:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
+
+    made_ro = call("-o", "remount,ro,bind", str(folder))
+    if made_ro.returncode:
+        unmount()
+        pytest.skip(f"remounting read-only is not permitted here: {made_ro.stderr.strip()}")
+    return unmount
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from bench.config import YAML_MAX_BYTES, YAML_MAX_DEPTH, YAML_MAX_VALUES
+from bench.models.spec import MAX_STAGES
 from launchers.sweep import main
 
 from .conftest import launcher_cmd, run_subprocess
@@ -110,6 +111,8 @@ for key in ("name", "train", "train.epochs", "search.algorithm", "space.depth",
 
 for depth in (YAML_MAX_DEPTH + 1, 200, 1000, 30_000, 100_000):
     for style in ("flow-list", "flow-map", "block"):
+        if style == "block" and depth * depth > YAML_MAX_BYTES:
+            continue  # block nesting grows as depth**2 (10 GB at 100,000): over the size limit
         text = nested(depth, style)
         if len(text) > YAML_MAX_BYTES:
             continue  # over the size limit: that class has its own cases
@@ -250,6 +253,73 @@ for scheme in ("foo", "http", "sqlite", "ray"):
         None, ["--storage", f"unknown storage scheme '{scheme}'", "s3://"],
         storage=f"{scheme}://bucket/prefix")
 
+
+
+# The artifact location actually used: an experiment that exists already keeps its own (set by
+# `mlflow experiments create --artifact-location`, an older store layout, another tool), so
+# that one is probed, not the default next to the database.
+UNMOUNT: list[Callable[[], None]] = []
+
+
+def _template_store(tmp: Path) -> Path:
+    """A SQLite MLflow store holding the quickstart experiment, made once per session."""
+    import mlflow
+
+    db = tmp.parent / "artifact-location-template" / "mlflow.db"
+    if not db.exists():
+        db.parent.mkdir(exist_ok=True)
+        client = mlflow.MlflowClient(f"sqlite:///{db}")
+        client.create_experiment(QUICKSTART["tracking"]["experiment"],
+                                 artifact_location=(db.parent / "artifacts").as_uri())
+    return db
+
+
+def _experiment_at(location: str, read_only: bool = False) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        import shutil
+        import sqlite3
+
+        from .conftest import mount_read_only
+
+        (tmp / "db").mkdir()
+        db = tmp / "db" / "mlflow.db"
+        shutil.copyfile(_template_store(tmp), db)
+        con = sqlite3.connect(db)
+        with con:
+            con.execute("update experiments set artifact_location = ?",
+                        (location.replace("{tmp}", str(tmp)),))
+        con.close()
+        (tmp / "afile").write_text("not a folder\n")
+        if read_only:
+            UNMOUNT.append(mount_read_only(tmp / "ro"))
+    return setup
+
+
+EXPERIMENT_ARTIFACTS: dict[str, tuple[str, list[str], bool]] = {
+    "under-a-file-uri": ("file://{tmp}/afile/artifacts", ["{tmp}/afile", "not a directory"],
+                         False),
+    "under-a-file-path": ("{tmp}/afile/artifacts", ["{tmp}/afile", "not a directory"], False),
+    "read-only-filesystem": ("file://{tmp}/ro/artifacts", ["{tmp}/ro", "not writable"], True),
+    "read-only-filesystem-path": ("{tmp}/ro", ["{tmp}/ro", "not writable"], True),
+}
+for name, (location, frags, ro) in EXPERIMENT_ARTIFACTS.items():
+    HOSTILE[f"experiment-artifacts-{name}"] = Hostile(
+        None, ["experiment 'quickstart'", "artifact folder", *frags],
+        uri="sqlite:///{tmp}/db/mlflow.db", setup=_experiment_at(location, ro))
+for scheme in ("foo", "s4", "mlflow-artifact", "ray"):
+    HOSTILE[f"experiment-artifacts-scheme-{scheme}"] = Hostile(
+        None, [f"unknown artifact location scheme '{scheme}'", "experiment 'quickstart'",
+               "valid:", "s3", "mlflow-artifacts"],
+        uri="sqlite:///{tmp}/db/mlflow.db", setup=_experiment_at(f"{scheme}://bucket/artifacts"))
+
+
+@pytest.fixture(autouse=True)
+def _unmount_after():
+    yield
+    while UNMOUNT:
+        UNMOUNT.pop()()
+
+
 # --- plugins ----------------------------------------------------------------------------------
 
 PLUGIN_BODIES = {
@@ -280,8 +350,8 @@ for name, (body, frags) in PLUGIN_BODIES.items():
                                      ["plugins[0]", module, *frags],
                                      setup=_plugin_setup(module, body))
 
-SET_UP = frozenset({"db", "plugins"})  # folders the setups make; their content is checked
-TIMED = ("tracking-", "storage-", "cpus-")  # the preflight's classes: within 15 s each
+SET_UP = frozenset({"db", "plugins", "ro"})  # folders the setups make; their content is checked
+TIMED = ("tracking-", "storage-", "cpus-", "experiment-artifacts-")  # the preflight's classes: within 15 s each
 
 
 def _files(tmp: Path) -> dict[str, bytes]:
@@ -385,3 +455,132 @@ def _bounded(address: str, tmp_path: Path, bound: float) -> None:
     took = time.monotonic() - start
     check_rejected(rc, out, err, case, tmp_path, ctx)
     assert took < bound + 30, f"took {took:.0f} s"  # + start-up on 2 shared cores
+
+
+# --- the stages bound (a structured arch: launchers.train --config / --set arch.stages) --------
+
+
+def _stage_list(count: int, family: str) -> list[dict[str, Any]]:
+    """``count`` one-block stages that pass every other rule (the first has stride 1)."""
+    block = "dense" if family == "densenet" else "basic"
+    return [{"depth": 1, "width": 12 if family == "densenet" else 16,
+             "stride": 1 if i == 0 else 2, "block": block} for i in range(count)]
+
+
+def _stage_arch(count: int, family: str) -> dict[str, Any]:
+    arch: dict[str, Any] = {"family": family, "stages": _stage_list(count, family)}
+    if family == "densenet":
+        arch["skip"] = "concat"
+    return arch
+
+
+STAGES: dict[str, tuple[str, int, str]] = {
+    f"stages-{family}-{count}-{form}": (family, count, form)
+    for family in ("resnet", "densenet")
+    for count in (MAX_STAGES + 1, 100, 1000)
+    for form in ("config", "set")
+}
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_too_many_stages_are_rejected(name: str, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture) -> None:
+    """More stages than ``MAX_STAGES``, in a config file or a ``--set``: exit 2 at once, one
+    message naming the key, the count and the limit; nothing written (no ``--json``)."""
+    from launchers.train import main as train_main
+
+    family, count, form = STAGES[name]
+    base = {"train": {"epochs": 1, "device": "cpu", "threads": 1},
+            "data": {"name": "digits", "subset": 100, "image_size": 8}}
+    if form == "config":
+        config = tmp_path / "trial.yaml"
+        config.write_text(yaml.safe_dump({**base, "arch": _stage_arch(count, family)}))
+        argv = ["--config", str(config)]
+    else:
+        argv = [*[f"--set={k}.{f}={v}" for k, d in base.items() for f, v in d.items()],
+                "--set", "arch=" + yaml.safe_dump(_stage_arch(count, family),
+                                                  default_flow_style=True, width=10**9).strip()]
+    out_json = tmp_path / "out.json"
+    capsys.readouterr()
+    start = time.monotonic()
+    try:
+        rc: Any = train_main([*argv, "--quiet", "--json", str(out_json)])
+    except BaseException as exc:  # noqa: BLE001 - an escaped exception is the failure shown
+        rc = f"raised {type(exc).__name__}: {str(exc)[:500]}"
+    took = time.monotonic() - start
+    out = capsys.readouterr()
+    assert rc == 2, f"exit {rc!r}\n{out.err[-2000:]}"
+    lines = [ln for ln in out.err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.err[:3000]
+    for fragment in ("arch.stages", f"{count} stages", f"the limit is {MAX_STAGES}"):
+        assert fragment in out.err, (fragment, out.err)
+    assert not out_json.exists() and not out.out
+    assert took < 10, f"took {took:.1f} s"
+
+
+def test_the_stages_bound_is_what_a_model_can_have() -> None:
+    """The limit itself: ``MAX_STAGES`` stages are accepted, one more is not."""
+    from bench.errors import ConfigError
+    from bench.models.spec import ArchSpec
+
+    for family in ("resnet", "densenet"):
+        arch = _stage_arch(MAX_STAGES, family)
+        assert len(ArchSpec(**arch).stages) == MAX_STAGES
+        with pytest.raises(ConfigError, match=f"the limit is {MAX_STAGES}"):
+            ArchSpec(**_stage_arch(MAX_STAGES + 1, family))
+
+
+YAML_CLASSES = ("laughs-", "duplicate-", "nested-", "size-", "bytes-")
+TRAIN_YAML = [n for n in HOSTILE if n.startswith(YAML_CLASSES)]
+
+
+@pytest.mark.parametrize("name", TRAIN_YAML)
+def test_hostile_yaml_in_a_trial_config_is_rejected(name: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    """The YAML classes again as ``launchers.train --config``: the same limits hold for every
+    YAML file resbench reads (one message naming the file, exit 2, nothing run)."""
+    from launchers.train import main as train_main
+
+    case = HOSTILE[name]
+    config = tmp_path / "space.yaml"
+    if case.raw is not None:
+        config.write_bytes(case.raw)
+    else:
+        config.write_text(str(case.space))
+    capsys.readouterr()
+    start = time.monotonic()
+    try:
+        rc: Any = train_main(["--config", str(config), "--quiet"])
+    except BaseException as exc:  # noqa: BLE001 - an escaped exception is the failure shown
+        rc = f"raised {type(exc).__name__}: {str(exc)[:500]}"
+    took = time.monotonic() - start
+    out = capsys.readouterr()
+    assert rc == 2, f"exit {rc!r}\n{out.err[-2000:]}"
+    lines = [ln for ln in out.err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.err[:3000]
+    assert len(out.err) < 3000
+    for fragment in case.fragments:
+        assert fragment in out.err, (fragment, out.err)
+    assert not out.out and took < 15, f"took {took:.1f} s"
+
+
+def test_the_experiments_own_artifact_location_is_the_one_probed(tmp_path: Path) -> None:
+    """An existing experiment with a writable artifact location of its own passes even where
+    the default folder next to the database could not be made (the sweep never uses it), and
+    a new experiment still gets the default probed; the store is only read."""
+    from bench.errors import ResbenchError
+    from bench.tracking import check_store, default_artifact_location, stored_artifact_location
+
+    _experiment_at("file://{tmp}/elsewhere/artifacts")(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'db' / 'mlflow.db'}"
+    (tmp_path / "db" / "artifacts").write_text("a file where the default folder would go\n")
+    before = (tmp_path / "db" / "mlflow.db").read_bytes()
+    assert stored_artifact_location(uri, "quickstart") == \
+        f"file://{tmp_path}/elsewhere/artifacts"
+    assert stored_artifact_location(uri, "another") is None
+    assert stored_artifact_location(f"sqlite:///{tmp_path / 'none.db'}", "quickstart") is None
+    check_store(uri, artifact_location=default_artifact_location(uri), experiment="quickstart")
+    with pytest.raises(ResbenchError, match="artifact folder.*not a directory"):
+        check_store(uri, artifact_location=default_artifact_location(uri), experiment="another")
+    assert (tmp_path / "db" / "mlflow.db").read_bytes() == before
+    assert not (tmp_path / "none.db").exists()

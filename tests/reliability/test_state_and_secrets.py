@@ -302,3 +302,159 @@ def test_the_end_of_suite_check_sees_a_running_parent(tmp_path: Path) -> None:
     assert running_parents(tmp_path) == [f"{tmp_path / 'mlflow.db'}: s-1"]
     tracker.end_sweep(parent, "failed", {})
     assert running_parents(tmp_path) == []
+
+
+# --- the storage folder turns read-only mid-sweep ---------------------------------------------
+
+
+def test_storage_turned_read_only_mid_sweep_fails_the_sweep(ray_session, tmp_path: Path) -> None:
+    """The storage folder becomes a read-only file system (a read-only bind mount over it: as
+    root, chmod would stop nothing) once the first checkpoint is stored: the trial cannot store its
+    checkpoint and is FAILED with the cause, the sweep exits 1 with a clear message, the parent
+    run ends FAILED (never left RUNNING), and the state file it had written is still whole."""
+    import threading
+
+    from .conftest import mount_read_only
+
+    uri = f"sqlite:///{tmp_path / 'db' / 'mlflow.db'}"
+    storage = tmp_path / "ray"
+    storage.mkdir()
+    mounted: dict[str, Any] = {}
+    stop = threading.Event()
+
+    def read_only_after_epoch_one() -> None:
+        # The file system is watched, not the MLflow store (a second client opening the store
+        # while the driver creates it would race its schema creation).
+        end = time.monotonic() + 180
+        while time.monotonic() < end and not stop.is_set():
+            if list(storage.glob("*/search/*/checkpoint_0*")):
+                mounted["unmount"] = mount_read_only(storage)
+                return
+            time.sleep(0.05)
+
+    # A skip inside the thread would be lost: first check that this machine may mount at all.
+    mount_read_only(tmp_path / "probe")()
+    watcher = threading.Thread(target=read_only_after_epoch_one, daemon=True)
+    watcher.start()
+    try:
+        rc, out, err = _sweep_run(tmp_path, "read-only", uri, [], plugins=["resbench_faults"],
+                                  train={"epochs": 4}, space={"block": {"grid": ["slow"]}})
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+        if "unmount" in mounted:
+            mounted["unmount"]()
+    assert "unmount" in mounted, "the storage never went read-only"
+    assert rc == 1, f"exit {rc}\n{out[-2000:]}\n{err[-3000:]}"
+    assert "Traceback" not in err, err[-3000:]
+    assert "trial(s) failed" in err or "the sweep failed" in err, err[-3000:]
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("read-only").experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("resbench.role") == "sweep")
+    kids = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert parent.info.status == "FAILED", parent.info.status
+    assert parent.data.tags["resbench.status"] == "failed"
+    assert len(kids) == 1 and kids[0].info.status == "FAILED", [k.info.status for k in kids]
+    assert kids[0].data.tags["resbench.status"] == "failed"
+    assert "Read-only file system" in kids[0].data.tags.get("resbench.error", ""), \
+        kids[0].data.tags.get("resbench.error")
+    (state,) = storage.glob("*/sweep.json")
+    assert json.loads(state.read_text())["parent_run_id"] == parent.info.run_id  # still whole
+    assert not list(storage.rglob(".sweep.json.*")), "a half-written state file was left"
+
+
+# --- an s3:// storage URI's key pair moves to the environment ----------------------------------
+
+
+@pytest.fixture
+def s3_with_auth(tmp_path: Path):
+    """A moto S3 server on 127.0.0.1 that checks signatures: after the bucket, an IAM user
+    with S3 rights and its key pair are made, every request must be signed with that pair.
+    Yields (endpoint, key, secret, boto3 client factory)."""
+    import socket
+
+    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("moto.server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "moto.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "4"})
+
+    def client(service: str, key: str = "anything", secret: str = "anything"):
+        return boto3.client(service, endpoint_url=url, aws_access_key_id=key,
+                            aws_secret_access_key=secret, region_name="us-east-1")
+
+    try:
+        import urllib.request
+
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (tmp_path / "moto.log").read_text()[-2000:]
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "moto did not start"
+                time.sleep(0.2)
+        client("s3").create_bucket(Bucket="sweeps")
+        iam = client("iam")
+        iam.create_user(UserName="sweeper")
+        iam.put_user_policy(UserName="sweeper", PolicyName="s3", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+        pair = iam.create_access_key(UserName="sweeper")["AccessKey"]
+        yield url, pair["AccessKeyId"], pair["SecretAccessKey"], client
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+        log.close()
+
+
+@pytest.mark.slow  # a sweep in its own process (its own Ray: the workers must inherit the pair)
+def test_s3_storage_key_pair_moves_to_the_environment(s3_with_auth, tmp_path: Path,
+                                                     monkeypatch) -> None:
+    """``--storage s3://KEY:SECRET@bucket/prefix`` against a real S3 API (moto, refusing
+    unsigned or wrongly signed requests): the sweep succeeds, so the state file, Ray's files and
+    the trial's checkpoints were written with the pair taken from the URI, and no object in the
+    bucket, no file of the MLflow store and no line of the output holds the key or the
+    secret."""
+    from urllib.parse import quote
+
+    from .conftest import launcher_cmd, run_subprocess
+
+    url, key, secret, client = s3_with_auth
+    import botocore.exceptions
+
+    with pytest.raises(botocore.exceptions.ClientError):  # the server does check the pair
+        client("s3", key, "not-" + secret).list_objects_v2(Bucket="sweeps")
+    space = write_space(tmp_path / "s3.yaml", space_of("s3-storage", train={"epochs": 1}))
+    uri = f"sqlite:///{tmp_path / 'db' / 'mlflow.db'}"
+    storage = f"s3://{quote(key, safe='')}:{quote(secret, safe='')}@sweeps/tune"
+    env = {"AWS_ENDPOINT_URL": url, "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+           "AWS_EC2_METADATA_DISABLED": "true", "RAY_AUTH_MODE": "disabled"}
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)  # the pair comes only from the URI
+    cmd = [c if c != str(tmp_path / "placeholder") else storage
+           for c in launcher_cmd(space, uri, tmp_path / "placeholder", "--no-report")]
+    rc, out, err = run_subprocess(cmd, timeout=240, env=env)
+    assert rc == 0, f"exit {rc}\n{out[-2000:]}\n{err[-3000:]}"
+    s3 = client("s3", key, secret)
+    names = [o["Key"] for o in s3.list_objects_v2(Bucket="sweeps", Prefix="tune/")["Contents"]]
+    assert any(n.endswith("/sweep.json") for n in names), names
+    assert any(n.endswith("/search/tuner.pkl") for n in names), names
+    assert any("checkpoint" in n for n in names), names
+    for name in names:
+        body = s3.get_object(Bucket="sweeps", Key=name)["Body"].read()
+        assert secret.encode() not in body and key.encode() not in body, name
+    assert not _files_holding(tmp_path / "db", secret.encode())
+    for text in (out, err):
+        assert secret not in text and quote(secret, safe="") not in text
+    state = json.loads(next(s3.get_object(Bucket="sweeps", Key=n)["Body"].read()
+                            for n in names if n.endswith("/sweep.json")))
+    assert state.get("status") == "completed"
