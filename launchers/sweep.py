@@ -7,6 +7,7 @@
     python -m launchers.sweep --space FILE --resume auto      # continue it if there is one, else start
     python -m launchers.sweep --space FILE --address auto --storage s3://bucket/tune  # on a cluster
     python -m launchers.sweep --space FILE --set train.epochs=3 --set search.num_samples=4
+    python -m launchers.sweep --space FILE --register NAME    # best model(s) into the registry
     python -m launchers.sweep --schema > search-space.schema.json
 
 Exit codes: 0 success, 1 the sweep failed (a trial crashed or Ray failed), 2 bad input (one
