@@ -217,6 +217,33 @@ def load_dataset(spec: DataSpec, device: torch.device | str = "cpu") -> Splits:
     )
 
 
+SOURCES = {"digits": "sklearn.datasets.load_digits", "synthetic": "random tensors (seeded)"}
+_DIGEST_IMAGES = 1024  # images hashed per split (evenly spaced): the digest stays cheap on CIFAR
+
+
+def identity(spec: DataSpec, splits: Splits) -> dict[str, str]:
+    """What a trial trained on, as strings: ``name`` (with the subset), ``digest`` (sha256 of
+    every label and up to ``_DIGEST_IMAGES`` evenly spaced images per split, plus shapes: two
+    trials share it exactly when they saw the same data), ``source`` (a folder or the loader),
+    ``sizes`` (images per split), ``mean`` / ``std`` (the normalisation, comma-separated)."""
+    h = hashlib.sha256(f"v1 {spec.name}\n".encode())
+    sizes = []
+    for name in ("train", "val", "test"):
+        split = splits.split(name)
+        sizes.append(f"{name}={len(split)}")
+        h.update(f"{name} {tuple(split.images.shape)}\n".encode())
+        h.update(split.labels.cpu().numpy().tobytes())
+        if len(split):
+            step = max(1, len(split) // _DIGEST_IMAGES)
+            h.update(split.images[::step].cpu().contiguous().numpy().tobytes())
+    shown = spec.name if spec.subset is None else f"{spec.name}[{spec.subset}]"
+    source = spec.root or SOURCES.get(spec.name) or f"torchvision {spec.name} (downloaded)"
+    return {"name": shown, "digest": h.hexdigest()[:16], "source": str(source),
+            "sizes": ",".join(sizes),
+            "mean": ",".join(f"{m:.6g}" for m in splits.mean),
+            "std": ",".join(f"{s:.6g}" for s in splits.std)}
+
+
 def _check_raw(name: str, raw: RawData) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     out = []
     for x, y in ((raw.train_images, raw.train_labels), (raw.test_images, raw.test_labels)):

@@ -9,13 +9,22 @@ sweep re-opens its runs instead of duplicating them, and per-epoch metrics alrea
 
 Statuses: ``resbench.status`` is one of completed, diverged, failed, stopped (early stopping),
 rejected (over the constraints budget, never trained) or interrupted; the MLflow status follows
-``MLFLOW_STATUS``. A failed or diverged trial carries its message in ``resbench.error``.
+``MLFLOW_STATUS``: a trial stopped early by the scheduler ended as the search meant it to, so it
+is FINISHED (with ``resbench.status=stopped``, the epochs it reached in ``resbench.epochs`` and a
+run description saying so), never KILLED like an interrupt nor FAILED like a crash. A failed or
+diverged trial carries its message in ``resbench.error``.
+
+Experiments are created as ``custom_model_development`` (the ``mlflow.experimentKind`` tag of
+MLflow 3's UI), so they open on their training runs rather than the GenAI overview. Datasets go
+in as run inputs (``log_dataset``), models as MLflow 3 logged models (``log_pytorch_model``),
+optionally registered.
 """
 
 from __future__ import annotations
 
 import base64
 import fcntl
+import json
 import logging
 import math
 import os
@@ -35,7 +44,7 @@ from bench.redaction import REDACTED, SECRET_WORDS, is_secret_key, redact, redac
 
 MLFLOW_STATUS = {
     "completed": "FINISHED",
-    "stopped": "KILLED",
+    "stopped": "FINISHED",
     "rejected": "KILLED",
     "interrupted": "KILLED",
     "diverged": "FAILED",
@@ -46,6 +55,12 @@ TAG_TRIAL = "resbench.trial_id"
 TAG_STATUS = "resbench.status"
 TAG_ERROR = "resbench.error"
 TAG_PARENT = "mlflow.parentRunId"
+TAG_EPOCHS = "resbench.epochs"
+TAG_NOTE = "mlflow.note.content"  # the run's description in the UI
+# MLflow 3's UI opens an experiment by this tag (mlflow/server/js: ExperimentKind); without it
+# the UI guesses, and an experiment without traces opens on the GenAI overview.
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 _MAX_TAG = 5000
 _MAX_PARAM = 6000
 PROBE_TIMEOUT_S = 5.0
@@ -380,7 +395,8 @@ class Tracker:
         if exp is None:
             try:
                 self._experiment_id = self.client.create_experiment(
-                    self.experiment, artifact_location=self.artifact_location)
+                    self.experiment, artifact_location=self.artifact_location,
+                    tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND})
             except MlflowException:  # created meanwhile by another driver
                 exp = self.client.get_experiment_by_name(self.experiment)
                 if exp is None:
@@ -390,6 +406,9 @@ class Tracker:
             if exp.lifecycle_stage == "deleted":
                 self.client.restore_experiment(exp.experiment_id)
             self._experiment_id = exp.experiment_id
+            if TAG_EXPERIMENT_KIND not in exp.tags:  # older experiments; a user's choice stays
+                self.client.set_experiment_tag(exp.experiment_id, TAG_EXPERIMENT_KIND,
+                                               EXPERIMENT_KIND)
         return self._experiment_id
 
     def _find(self, filter_string: str) -> list:
@@ -467,6 +486,11 @@ class Tracker:
                   step: int = 0, error: str = "", tags: Mapping[str, str] | None = None) -> None:
         self.log_metrics(run_id, metrics or {}, step=step)
         extra = {**(tags or {}), TAG_STATUS: status}
+        if step:
+            extra[TAG_EPOCHS] = str(step)
+        if status == "stopped":
+            extra[TAG_NOTE] = (f"Stopped early by the scheduler after {step} epoch(s): the "
+                               "search ended it as planned (not a failure).")
         if error:
             extra[TAG_ERROR] = clip_error(error)
         self.log_tags(run_id, extra)
@@ -507,6 +531,87 @@ class Tracker:
 
     def log_text(self, run_id: str, text: str, name: str) -> None:
         self.client.log_text(run_id, text, name)
+
+    def log_missing_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Log the params the run does not hold yet (MLflow params cannot change once set)."""
+        held = self.client.get_run(run_id).data.params
+        self.log_params(run_id, {k: v for k, v in params.items() if str(k)[:250] not in held})
+
+    def log_dataset(self, run_id: str, name: str, digest: str, source: str,
+                    profile: Mapping[str, Any], context: str = "training") -> None:
+        """The data a run trained on, as an MLflow run input (the UI's Datasets column); the
+        same (name, digest) logged again is not duplicated."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        run = self.client.get_run(run_id)
+        held = {(d.dataset.name, d.dataset.digest) for d in (run.inputs.dataset_inputs or [])}
+        if (name, digest) in held:
+            return
+        dataset = Dataset(name=name, digest=digest, source_type="local",
+                          source=json.dumps({"uri": redact_uri(source)}),
+                          profile=json.dumps(dict(profile), sort_keys=True))
+        tag = InputTag(key="mlflow.data.context", value=context)
+        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset=dataset, tags=[tag])])
+
+    def logged_model(self, run_id: str, name: str) -> str | None:
+        """The ``models:/<id>`` URI of the run's logged model called ``name``, or None."""
+        run = self.client.get_run(run_id)
+        for output in (run.outputs.model_outputs if run.outputs else None) or []:
+            if self.client.get_logged_model(output.model_id).name == name:
+                return f"models:/{output.model_id}"
+        return None
+
+    def log_pytorch_model(self, run_id: str, model: Any, example: Any, name: str = "model",
+                          register: str | None = None, metadata: Mapping[str, Any] | None = None,
+                          pip_requirements: list[str] | None = None) -> tuple[str, str | None]:
+        """``model`` (a torch module) as an MLflow 3 logged model of the run, with the
+        signature of ``example`` (an input batch) and the model's output; registered as a new
+        version of ``register`` when given. Through this client only (no process-wide active
+        run or tracking URI). Returns (``models:/<id>`` URI, registered version or None)."""
+        import tempfile
+
+        import mlflow.pytorch
+        import torch
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+        from mlflow.models import Model, infer_signature
+
+        run = self.client.get_run(run_id)
+        with torch.no_grad():
+            output = model(example)
+        signature = infer_signature(example.numpy(), output.numpy())
+        logged = self.client.create_logged_model(
+            run.info.experiment_id, name=name, source_run_id=run_id,
+            params={k: v for k, v in run.data.params.items()},
+            tags={"mlflow.loggedModel.flavor": "pytorch"})
+        self.client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        meta = Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id,
+                     run_id=run_id, model_id=logged.model_id, metadata=dict(metadata or {}))
+        with tempfile.TemporaryDirectory(prefix="resbench-model-") as tmp:
+            path = Path(tmp) / "model"
+            # Explicit requirements: inferring them loads the model in a subprocess (slow).
+            # Pickled (the module's classes by reference: loading needs resbench importable);
+            # MLflow's default, torch.export, is slow and not every network exports.
+            mlflow.pytorch.save_model(model, str(path), mlflow_model=meta, signature=signature,
+                                      serialization_format="pickle",
+                                      pip_requirements=pip_requirements or [
+                                          f"torch=={torch.__version__.split('+')[0]}"])
+            self.client.log_model_artifacts(logged.model_id, str(path))
+        self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+        uri = f"models:/{logged.model_id}"
+        if not register:
+            return uri, None
+        try:
+            self.client.create_registered_model(register)
+        except MlflowException as exc:
+            if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                raise
+        # The artifact location, not models:/<id>: the registry store resolves that URI with
+        # the process-wide tracking URI, not this client's.
+        version = self.client.create_model_version(
+            register, source=logged.artifact_location, run_id=run_id, model_id=logged.model_id)
+        self.client.set_logged_model_tags(logged.model_id, {"mlflow.modelVersions": json.dumps(
+            [{"name": version.name, "version": version.version}])})
+        return uri, str(version.version)
 
 
 __all__ = [

@@ -26,6 +26,7 @@ from torch import nn
 from bench.augment import Normalizer, autocast, crop_flip, cutout, evaluate
 from bench.config import doc, flatten, parse, to_dict
 from bench.data import DataSpec, Splits, load_dataset
+from bench.data import identity as data_identity
 from bench.diagnostics import grad_groups, gradient_norms, lesion_study
 from bench.errors import ConfigError
 from bench.measure import benchmark, environment
@@ -549,10 +550,13 @@ class _Trial:
         return out
 
 
-def train(spec: TrialSpec, report: ReportFn | None = None, resume: Mapping[str, Any] | None = None) -> TrialResult:
+def train(spec: TrialSpec, report: ReportFn | None = None, resume: Mapping[str, Any] | None = None,
+          started: Callable[[dict[str, str]], None] | None = None) -> TrialResult:
     """Run one trial. ``report(metrics, checkpoint)`` is called after every epoch with that
     epoch's metrics (the last call also carries the final ones) and a zero-argument function
     returning the checkpoint state; pass such a state back as ``resume`` to continue exactly.
+    ``started(env)``, if given, is called once before the first epoch with what will run
+    (``TrialResult.env``: ``auto`` settings resolved, the data's shape and identity).
 
     Returns status ``completed``, ``diverged`` (NaN/inf loss) or ``failed`` (out of memory);
     errors the user can fix (ConfigError, DataError) are raised."""
@@ -562,7 +566,12 @@ def train(spec: TrialSpec, report: ReportFn | None = None, resume: Mapping[str, 
     # What actually ran (``auto`` resolved, the threads the trial set).
     env.update(precision="bf16" if trial.bf16 else "fp32",
                channels_last=str(trial.channels_last).lower(),
-               torch_threads=str(torch.get_num_threads()))
+               torch_threads=str(torch.get_num_threads()), device_type=trial.device.type,
+               in_chans=str(trial.arch.in_chans), input_size=str(trial.arch.input_size),
+               num_classes=str(trial.arch.num_classes),
+               **{f"data_{k}": v for k, v in data_identity(spec.data, trial.splits).items()})
+    if started is not None:
+        started(dict(env))
     if resume is not None:
         trial.load_state_dict(resume)
     checkpoint = trial.state_dict

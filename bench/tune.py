@@ -53,9 +53,20 @@ FINAL_KEY = "resbench_final"
 PLACEHOLDER_KEY = "resbench_placeholders"  # comma-separated objective keys holding stand-ins
 DIAGNOSTICS_KEY = "resbench_diagnostics"  # JSON of TrialResult.diagnostics (final report only)
 NODE_KEY = "resbench_node_id"  # the Ray node the trial runs on (tag resbench.node_id)
-META_KEYS = (STATUS_KEY, MESSAGE_KEY, FINAL_KEY, PLACEHOLDER_KEY, DIAGNOSTICS_KEY, NODE_KEY)
+ENV_KEY = "resbench_env"  # JSON of TrialResult.env (what ran: auto resolved, the data's identity)
+META_KEYS = (STATUS_KEY, MESSAGE_KEY, FINAL_KEY, PLACEHOLDER_KEY, DIAGNOSTICS_KEY, NODE_KEY,
+             ENV_KEY)
 TAG_NODE = "resbench.node_id"
 DIAGNOSTICS_ARTIFACT = "diagnostics.json"
+TRIAL_ARTIFACT = "trial.yaml"  # the trial's spec; python -m launchers.train --config accepts it
+# Spec params logged with the value that ran (TrialResult.env key) instead of the requested one
+# (``auto``, ``0`` threads, the arch's default input shape before the data fitted it).
+RESOLVED_PARAMS = {
+    "train.precision": "precision", "train.channels_last": "channels_last",
+    "train.threads": "torch_threads", "train.device": "device_type",
+    "arch.in_chans": "in_chans", "arch.input_size": "input_size",
+    "arch.num_classes": "num_classes",
+}
 # Keys Ray adds to every result; not logged as metrics.
 RAY_KEYS = frozenset({
     "training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "pid", "hostname",
@@ -173,7 +184,11 @@ def run_trial(config: dict[str, Any], space: SearchSpace) -> None:
             return
         send(out, state)
 
-    result = train(spec, report=report, resume=_load_checkpoint(tune.get_checkpoint()))
+    def started(env: dict[str, str]) -> None:  # every report from here on says what ran
+        base[ENV_KEY] = json.dumps(env, sort_keys=True)
+
+    result = train(spec, report=report, resume=_load_checkpoint(tune.get_checkpoint()),
+                   started=started)
     if last:
         out, state = last[0]
         send({**out, **_diagnostics_result(result.diagnostics)}, state)
@@ -346,6 +361,30 @@ def trial_params(space: SearchSpace, config: Mapping[str, Any], spec: Any) -> di
     return params
 
 
+def ran_env(result: Mapping[str, Any]) -> dict[str, str]:
+    """The ``TrialResult.env`` a trial's report carries ({} before the trainer started)."""
+    try:
+        env = json.loads(str(result.get(ENV_KEY) or "{}"))
+    except ValueError:
+        return {}
+    return env if isinstance(env, dict) else {}
+
+
+def resolved_params(env: Mapping[str, str]) -> dict[str, str]:
+    """The ``RESOLVED_PARAMS`` keys with the values that ran."""
+    return {key: env[name] for key, name in RESOLVED_PARAMS.items() if name in env}
+
+
+def trial_yaml(spec: Any) -> str:
+    """A trial's spec as the YAML ``launchers.train --config`` reads; the cache folder is left
+    for the launcher to fill (it is the driver machine's)."""
+    import yaml
+
+    data = to_dict(spec)
+    data["data"] = {**data["data"], "cache_dir": None}
+    return yaml.safe_dump(data, sort_keys=False)
+
+
 # --- driver-side callbacks -------------------------------------------------------------------------
 
 
@@ -441,11 +480,29 @@ class TrackingCallback(Callback):
                     "resbench.sweep_id": self.target.sweep_id}
             if path:
                 tags["resbench.trial_path"] = path
+            params = trial_params(self.space, config, spec)
             run_id, last = self.tracker.trial_run(
                 self.target.parent_id, trial_id, spec.name or spec.arch.label,
-                trial_params(self.space, config, spec), tags)
-            entry = self._runs[trial_id] = [run_id, last]
+                {k: v for k, v in params.items() if k not in RESOLVED_PARAMS}, tags)
+            self.tracker.log_text(run_id, trial_yaml(spec), TRIAL_ARTIFACT)
+            entry = self._runs[trial_id] = [run_id, last, False]
         return entry
+
+    def log_ran(self, entry: list, result: Mapping[str, Any]) -> None:
+        """Once per run: the params of what ran and the dataset input, from the env a report
+        carries (params already there, e.g. from before a restore, are kept)."""
+        env = ran_env(result)
+        if entry[2] or not env:
+            return
+        self.tracker.log_missing_params(entry[0], resolved_params(env))
+        if env.get("data_digest"):
+            self.tracker.log_dataset(
+                entry[0], env.get("data_name", ""), env["data_digest"], env.get("data_source", ""),
+                {k.removeprefix("data_"): v for k, v in env.items() if k.startswith("data_")
+                 and k not in ("data_name", "data_digest", "data_source")}
+                | {"shape": f"{env.get('in_chans')}x{env.get('input_size')}x"
+                            f"{env.get('input_size')}", "classes": env.get("num_classes", "")})
+        entry[2] = True
 
     def log_result(self, trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any]
                    ) -> None:
@@ -454,6 +511,7 @@ class TrackingCallback(Callback):
         if node and self._nodes.get(trial_id) != node:  # where it runs (a retry may move it)
             self.tracker.log_tags(entry[0], {TAG_NODE: str(node)})
             self._nodes[trial_id] = str(node)
+        self.log_ran(entry, result)
         step = int(result.get("epoch", 0) or 0)
         if step <= entry[1]:
             return
@@ -466,6 +524,11 @@ class TrackingCallback(Callback):
         if result.get("epoch") or result.get(NODE_KEY):
             self.log_result(trial_id, config, result)
         entry = self.run_for(trial_id, config)
+        self.log_ran(entry, result)
+        if not entry[2]:  # it never trained (or ran before the env was reported): as requested
+            params = trial_params(self.space, config, decode(self.space, config))
+            self.tracker.log_missing_params(
+                entry[0], {k: params[k] for k in RESOLVED_PARAMS if k in params})
         if result.get(DIAGNOSTICS_KEY):
             self.tracker.log_text(entry[0], str(result[DIAGNOSTICS_KEY]), DIAGNOSTICS_ARTIFACT)
         message = error or str(result.get(MESSAGE_KEY, "") or "")
@@ -684,6 +747,7 @@ class Outcome:
     error: str = ""
     path: str = ""
     history: list[dict[str, float]] = field(default_factory=list)
+    checkpoint: Any = None  # the trial's last ray.tune.Checkpoint (its weights), if any
 
     @property
     def epochs(self) -> int:
@@ -716,7 +780,7 @@ def outcomes(results: Any, space: SearchSpace) -> list[Outcome]:
         if status == "failed" and not errored and STATUS_KEY not in metrics:
             error = NO_FINAL_REPORT
         out.append(Outcome(trial_id, trial_kind(config), config, label, status, metrics, error,
-                           str(res.path), history))
+                           str(res.path), history, res.checkpoint))
     return out
 
 

@@ -7,6 +7,7 @@
     python -m launchers.sweep --space FILE --resume auto      # continue it if there is one, else start
     python -m launchers.sweep --space FILE --address auto --storage s3://bucket/tune  # on a cluster
     python -m launchers.sweep --space FILE --set train.epochs=3 --set search.num_samples=4
+    python -m launchers.sweep --space FILE --register NAME    # best model(s) into the registry
     python -m launchers.sweep --schema > search-space.schema.json
 
 Exit codes: 0 success, 1 the sweep failed (a trial crashed or Ray failed), 2 bad input (one
@@ -101,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of the report (default <repo>/reports); the file is "
                         "<experiment>.html")
     p.add_argument("--top", type=int, default=10, help="rows of the final table (default 10)")
+    p.add_argument("--register", metavar="NAME",
+                   help="also register the best trial(s)' models in the MLflow model registry "
+                        "as versions of NAME (they are logged as models either way)")
     p.add_argument("--progress-interval", type=float, default=15.0, metavar="S",
                    help="seconds between progress tables (default 15)")
     p.add_argument("--schema", action="store_true",
@@ -788,6 +792,7 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
         failed = [o for o in found if o.status == "failed"]
         lines, metrics, best = summarize(space, found, args.top)
         print("\n".join(lines))
+        _export_best(args, tracker, parent, space, found, sweep_dir)
         for name in tracker.restore_texts(parent, texts):
             print(f"warning: the parent run's {name} was missing from its artifact folder "
                   "(deleted during the sweep?); logged it again", file=sys.stderr)
@@ -851,6 +856,30 @@ def make_report(state: dict[str, Any], parent: str, report_dir: str | None) -> P
         return None
     print(f"report: {html}", flush=True)
     return html
+
+
+def _export_best(args: argparse.Namespace, tracker: Any, parent: str, space: Any,
+                 found: list[Any], sweep_dir: str) -> None:
+    """The best trial(s) as MLflow models (``--register``: registry versions) and the best
+    config as ``best.yaml`` in the sweep folder (the report folder for remote storage); a
+    failure here is a warning, never a failed sweep."""
+    from bench import export
+    from bench.tracking import repo_root
+
+    try:
+        best = export.best_trials(space, found)
+        if not best:
+            return
+        done = export.export_best(tracker, parent, space, best, args.register)
+        folder = Path(sweep_dir) if not is_uri(sweep_dir) else (
+            Path(args.report_dir).expanduser() if args.report_dir else repo_root() / "reports")
+        path = export.write_best_yaml(space, best[0], folder)
+        print("\n" + "\n".join(export.lines(done, path.resolve(), args.register)), flush=True)
+    except Exception as exc:  # noqa: BLE001 - the sweep itself is done
+        if args.debug:
+            traceback.print_exc()
+        print(f"warning: the best models were not logged ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
 
 
 def _ray_initialized() -> bool:

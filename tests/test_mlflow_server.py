@@ -361,7 +361,7 @@ def test_a_sweep_lands_on_the_server(
     }))
     cmd = [sys.executable, "-m", "launchers.sweep", "--space", str(space), "--tracking-uri",
            server.url, "--storage", str(tmp_path / "ray"), "--report-dir",
-           str(tmp_path / "reports"), "--progress-interval", "3600"]
+           str(tmp_path / "reports"), "--progress-interval", "3600", "--register", "served-best"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_USERNAME": user,
            "MLFLOW_TRACKING_PASSWORD": "wrong"}
     env.pop("TMPDIR", None)  # Ray's socket paths must stay short
@@ -390,6 +390,23 @@ def test_a_sweep_lands_on_the_server(
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
     assert any(k.endswith(f"{parent.info.run_id}/artifacts/report/served.html") for k in keys)
     assert any(k.endswith(f"{parent.info.run_id}/artifacts/space.yaml") for k in keys)
+
+    # The MLflow 3 side through the server: the experiment opens on its runs, each child has
+    # its dataset input and trial.yaml, the best trial's model is registered and loads.
+    import mlflow.pytorch
+    import torch
+
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    for child in children:
+        assert [d.dataset.name for d in child.inputs.dataset_inputs] == ["digits[200]"]
+        assert "trial.yaml" in {f.path for f in client.list_artifacts(child.info.run_id)}
+        assert child.data.params["arch.input_size"] == "8"
+    [version] = client.search_model_versions("name = 'served-best'")
+    by_run = {c.info.run_id: c.data.tags["resbench.trial_id"] for c in children}
+    assert by_run[version.run_id] == parent.data.tags["resbench.best_trial"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    model = mlflow.pytorch.load_model(f"models:/served-best/{version.version}")
+    assert model(torch.zeros(2, 3, 8, 8)).shape == (2, 10)
 
 
 def test_server_script_refuses_incomplete_settings(tmp_path: Path) -> None:

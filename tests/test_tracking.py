@@ -144,3 +144,86 @@ def test_secrets_are_redacted_before_they_reach_mlflow(store):
     for secret in ("AKIA-tag-secret", "hunter2", "sk-param-secret", "tok-123", "pw-tag",
                    "sk-later", "cs-later"):
         assert secret not in stored
+
+
+def test_experiments_open_on_training_runs_in_the_mlflow_3_ui(store, tmp_path):
+    """MLflow 3's UI picks an experiment's first page from the ``mlflow.experimentKind`` tag:
+    resbench's experiments are model training (new ones, and older ones on their next sweep),
+    and a kind someone chose in the UI stays."""
+    uri, artifacts = store
+    client = mlflow.MlflowClient(uri)
+    exp_id = Tracker(uri, "exp-kind", artifacts).setup()
+    assert client.get_experiment(exp_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    bundle = Path(mlflow.__file__).parent / "server" / "js" / "build" / "static" / "js"
+    assert any('CUSTOM_MODEL_DEVELOPMENT="custom_model_development"' in f.read_text(errors="ignore")
+               for f in bundle.glob("*.js")), "the UI no longer knows this experiment kind"
+    old = client.create_experiment("exp-kind-old")
+    Tracker(uri, "exp-kind-old", artifacts).setup()
+    assert client.get_experiment(old).tags["mlflow.experimentKind"] == "custom_model_development"
+    chosen = client.create_experiment("exp-kind-chosen", tags={"mlflow.experimentKind": "genai_development"})
+    Tracker(uri, "exp-kind-chosen", artifacts).setup()
+    assert client.get_experiment(chosen).tags["mlflow.experimentKind"] == "genai_development"
+
+
+def test_stopped_trials_finish_and_failed_ones_fail(store):
+    uri, artifacts = store
+    tracker = Tracker(uri, "exp-stopped", artifacts)
+    parent = tracker.start_sweep("sweep-x", "sweep-x", {}, {}, {})
+    stopped, _ = tracker.trial_run(parent, "s", "resnet8", {}, {})
+    tracker.end_trial(stopped, "stopped", {"val_acc": 40.0}, step=2)
+    failed, _ = tracker.trial_run(parent, "f", "resnet8", {}, {})
+    tracker.end_trial(failed, "failed", {}, error="boom")
+    client = mlflow.MlflowClient(uri)
+    s, f = client.get_run(stopped), client.get_run(failed)
+    assert s.info.status == "FINISHED" and s.data.tags["resbench.status"] == "stopped"
+    assert s.data.tags["resbench.epochs"] == "2" and "after 2 epoch" in s.data.tags["mlflow.note.content"]
+    assert f.info.status == "FAILED" and f.data.tags["resbench.status"] == "failed"
+    tracker.interrupt_children(parent)  # nothing RUNNING: the ended runs keep their status
+    assert client.get_run(stopped).info.status == "FINISHED"
+
+
+def test_resolved_params_and_dataset_inputs_are_logged_once(store):
+    uri, artifacts = store
+    tracker = Tracker(uri, "exp-inputs", artifacts)
+    parent = tracker.start_sweep("sweep-i", "sweep-i", {}, {}, {})
+    run, _ = tracker.trial_run(parent, "t", "resnet8", {"train.lr": 0.1}, {})
+    tracker.log_missing_params(run, {"train.lr": 0.2, "train.precision": "fp32"})
+    tracker.log_missing_params(run, {"train.precision": "bf16"})  # set once: kept
+    for _ in range(2):
+        tracker.log_dataset(run, "digits[300]", "abc123", "sklearn.datasets.load_digits",
+                            {"sizes": "train=240,val=60,test=100", "shape": "3x8x8"})
+    got = mlflow.MlflowClient(uri).get_run(run)
+    assert got.data.params == {"train.lr": "0.1", "train.precision": "fp32"}
+    [inp] = got.inputs.dataset_inputs
+    assert (inp.dataset.name, inp.dataset.digest) == ("digits[300]", "abc123")
+    assert "sklearn" in inp.dataset.source and "3x8x8" in inp.dataset.profile
+    assert [(t.key, t.value) for t in inp.tags] == [("mlflow.data.context", "training")]
+
+
+def test_a_pytorch_model_is_logged_with_a_signature_and_registered(store):
+    import mlflow.pytorch
+    import numpy as np
+    import torch
+
+    uri, artifacts = store
+    tracker = Tracker(uri, "exp-model", artifacts)
+    parent = tracker.start_sweep("sweep-m", "sweep-m", {}, {}, {})
+    run, _ = tracker.trial_run(parent, "t", "tiny", {"arch.depth": 8}, {})
+    tracker.end_trial(run, "completed", {"val_acc": 50.0}, step=1)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3)).eval()
+    example = torch.rand(2, 3, 2, 2)
+    assert tracker.logged_model(run, "model") is None
+    model_uri, version = tracker.log_pytorch_model(run, net, example, register="tiny-best")
+    assert version == "1" and tracker.logged_model(run, "model") == model_uri
+    client = mlflow.MlflowClient(uri)
+    assert client.get_run(run).info.status == "FINISHED"  # logging touched no status
+    [mv] = client.search_model_versions("name = 'tiny-best'")
+    assert mv.run_id == run and str(mv.version) == "1"
+    mlflow.set_tracking_uri(uri)  # load_model reads the process-wide URI (the user's side)
+    for ref in (model_uri, f"runs:/{run}/model", "models:/tiny-best/1"):
+        loaded = mlflow.pytorch.load_model(ref)
+        assert torch.equal(loaded(example), net(example))
+    info = mlflow.models.get_model_info(model_uri)
+    [inp] = info.signature.inputs.inputs
+    assert inp.shape == (-1, 3, 2, 2) and inp.type == np.dtype("float32")
