@@ -455,8 +455,8 @@ class Builder:
                           caption=self.pareto_caption)
         if fig is None:
             return Section("pareto", "Pareto fronts",
-                           "<p class='note'>No finished or stopped trial with an accuracy and a "
-                           "cost.</p>")
+                           "<p class='note'>No finished trial (nor one stopped early) with an "
+                           "accuracy and a cost.</p>")
         return Section("pareto", "Pareto fronts", fig)
 
     def proxies(self) -> Section | None:
