@@ -288,10 +288,16 @@ def acc_point(ax: Any, plot: Plot, x: float, s: Stat, color: Any, marker: str, t
 def _label_points(ax: Any, plot: Plot, pts: Sequence[tuple[float, float]], labels: Sequence[str],
                   tips: Sequence[str]) -> None:
     """Direct labels next to points (the Pareto front), alternately above and below so that
-    neighbours along the front do not overprint."""
+    neighbours along the front do not overprint, and to the left of points in the right part of
+    the axes so that they stay inside it (call once the axes' scales are set)."""
+    ax.get_xlim()  # settles the autoscaled limits the positions below are read against
+    to_axes = ax.transAxes.inverted()
     for k, ((x, y), label, tip) in enumerate(zip(pts, labels, tips, strict=True)):
         up = k % 2 == 0
-        t = ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 6 if up else -11),
+        left = to_axes.transform(ax.transData.transform((x, y)))[0] > 0.6
+        t = ax.annotate(label, (x, y), textcoords="offset points",
+                        xytext=(-5 if left else 5, 6 if up else -11),
+                        ha="right" if left else "left",
                         fontsize=6.5, color="#222", zorder=5,
                         bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
                               "alpha": 0.7})
@@ -352,10 +358,6 @@ def pareto(groups: Sequence[Group], acc: str, names: Names, colors: Colors | Non
             plot.drawn.add("front")
             handles.setdefault("Pareto front", Line2D([], [], color="black", marker="o",
                                                       mfc="none"))
-            chosen = [front_groups[i] for i in front]
-            _label_points(ax, plot, list(zip(fx, fy, strict=True)),
-                          [names[id(g)] for g in chosen],
-                          [group_tip(g, names[id(g)], acc) for g in chosen])
         for g in refs:
             x = _x(g, key)
             if x is None:
@@ -379,6 +381,11 @@ def pareto(groups: Sequence[Group], acc: str, names: Names, colors: Colors | Non
                 handles.setdefault("timm reference (measured only)",
                                    Line2D([], [], color="black", ls=":"))
         _log_if_wide(ax, xs)
+        if front:
+            chosen = [front_groups[i] for i in front]
+            _label_points(ax, plot, list(zip(fx, fy, strict=True)),
+                          [names[id(g)] for g in chosen],
+                          [group_tip(g, names[id(g)], acc) for g in chosen])
         ax.set_xlabel(title + (" (higher is better)" if mode == "max" else ""))
         ax.set_ylabel(f"{acc} (%)")
         ax.set_title(f"{acc} vs {title.split(' (')[0]}")
