@@ -395,11 +395,12 @@ class Builder:
         return t
 
     def csv_text(self) -> str:
-        """Every trial with raw numbers (full precision) and the first line of its error."""
+        """Every trial with raw numbers (full precision), the evaluated splits' sizes (blank
+        when unknown) and the first line of its error."""
         keys = ["params", "macs", "infer_img_per_s", "latency_ms_p50", "latency_ms_p90",
                 "val_acc", "best_val_acc", "test_acc", "train_time_s", "epoch"]
         cols = ["experiment", "sweep_id", "trial_id", "run_id", "architecture", "family",
-                "kind", "depth", "seed", "status", *keys, "error"]
+                "kind", "depth", "seed", "status", *keys, "val_images", "test_images", "error"]
         t = Table("trials-csv", cols)
         for tr in sorted(self.trials, key=lambda x: (x.experiment, x.trial_id, x.run_id)):
             t.rows.append([
@@ -407,6 +408,7 @@ class Builder:
                 text(tr.label), text(tr.variant), text(tr.kind),
                 Cell(str(tr.depth or ""), raw=tr.depth), Cell(raw=tr.seed),
                 text(tr.status), *[Cell(raw=tr.metrics.get(k)) for k in keys],
+                Cell(raw=tr.split_size("val")), Cell(raw=tr.split_size("test")),
                 text(_first_line(tr.error)),
             ])
         return to_csv(t)
