@@ -437,9 +437,12 @@ class Builder:
             parts.append(f"Hollow markers: configurations whose trials were all stopped early "
                          f"by the scheduler, at their last epoch's {obj} (not on the front).")
         parts.append(self.bars(drawn))
+        if "x_range" in drawn:
+            parts.append("Horizontal bars on throughput: the range of its measurements over "
+                         "the configuration's trials (measured while other trials ran; mean "
+                         "± std in the Summary table).")
         if "x_spread" in drawn:
-            parts.append("Horizontal bars on throughput: ± std of its measurements, taken while "
-                         "other trials ran.")
+            parts.append("Horizontal bars on throughput: ± the std the trial logged.")
         if "latency_p90" in drawn:
             parts.append("Horizontal bars on latency: from p50 to p90.")
         if "refs" in drawn:

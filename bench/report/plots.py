@@ -59,7 +59,8 @@ Colors = dict[str, str]  # variant -> colour, one per report (``palette``)
 @dataclass
 class Plot:
     """A drawn figure, the tooltip of each artist given a gid (gid -> text) and the features it
-    drew (``front``, ``stopped``, ``wilson``, ``seed_std``, ``x_spread``, ``latency_p90``,
+    drew (``front``, ``stopped``, ``wilson``, ``seed_std``, ``x_range``, ``x_spread``,
+    ``latency_p90``,
     ``refs``, ``measured_refs``, ...), so that its caption says only what is there."""
 
     fig: Figure
@@ -161,6 +162,13 @@ def _pct(s: Stat | None) -> str:
     return text
 
 
+def _short(v: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{unit}"
+    return f"{v:.3g}"
+
+
 def group_tip(g: Group, name: str, objective: str) -> str:
     """The tooltip of a group's marker: name, variant, accuracies, cost, status."""
     f = g.first
@@ -176,7 +184,7 @@ def group_tip(g: Group, name: str, objective: str) -> str:
     for key, label in (("params", "params"), ("macs", "MACs")):
         v = g.value(key)
         if v is not None:
-            lines.append(f"{label}: {_human(v)}")
+            lines.append(f"{label}: {_short(v)}")
     thr = g.spread("infer_img_per_s")
     if thr is not None:
         lines.append(f"throughput: {thr.mean:,.0f}" + (f" ± {thr.std:,.0f}" if thr.std else "")
@@ -249,8 +257,13 @@ def _xerr(g: Group, key: str) -> tuple[list[list[float]], str] | None:
     group's trials (or as logged), latency p50 to p90."""
     if key == "infer_img_per_s":
         s = g.spread(key)
-        if s and s.std > 0:
-            return [[min(s.std, s.mean * 0.999)], [s.std]], "x_spread"
+        vals = [t.metrics[key] for t in g.trials
+                if isinstance(t.metrics.get(key), float) and math.isfinite(t.metrics[key])]
+        if s and len(vals) > 1 and max(vals) > min(vals):
+            # the range of the measurements: positive, so it stays drawable on a log axis
+            return [[s.mean - min(vals)], [max(vals) - s.mean]], "x_range"
+        if s and s.std > 0:  # one trial's own std, cut at zero
+            return [[min(s.std, s.mean * 0.9)], [s.std]], "x_spread"
     if key == "latency_ms_p50":
         p50, p90 = _x(g, key), g.value("latency_ms_p90")
         if p50 and p90 and p90 > p50:
