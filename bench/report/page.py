@@ -39,7 +39,6 @@ from bench.report.tables import (
     accuracy,
     count,
     fixed,
-    mean_std,
     measured,
     number,
     text,
@@ -546,13 +545,13 @@ class Builder:
             r = nearest(dp, res, "params")
             ds = d.stat(self.acc)
             row = [text(self.names[id(d)]), count(d.value("params")), count(d.value("macs")),
-                   mean_std(ds)]
+                   accuracy(ds)]
             if r is None:
                 row += [Cell()] * 6
             else:
                 rs = r.stat(self.acc)
                 rp = r.value("params") or 0.0
-                row += [text(self.names[id(r)]), count(rp), count(r.value("macs")), mean_std(rs),
+                row += [text(self.names[id(r)]), count(rp), count(r.value("macs")), accuracy(rs),
                         number(dp / rp if rp else None),
                         fixed(ds.mean - rs.mean if ds and rs else None)]
             t.rows.append(row)
