@@ -280,17 +280,21 @@ def sections(page: Any) -> set[str]:
 # --- runs logged with the Tracker -------------------------------------------------------------------
 
 
-def log_sweep(uri: str, experiment: str, trials: list[dict[str, Any]]) -> list[str]:
+def log_sweep(uri: str, experiment: str, trials: list[dict[str, Any]],
+              tags: dict[str, str] | None = None, params: dict[str, str] | None = None
+              ) -> list[str]:
     """A sweep's parent run and its trials, as the sweep launcher lays them out. Each trial:
     name, params, status (or "running": left open), optional history rows, final metrics,
-    error, artifacts (name -> text). Returns the trial run ids."""
+    error, artifacts (name -> text). ``tags`` / ``params``: more of the parent's. Returns the
+    trial run ids."""
     tracker = Tracker(uri, experiment, default_artifact_location(uri))
     tracker.setup()
     sweep_id = f"{experiment}-sweep"
     parent = tracker.start_sweep(
         sweep_id, sweep_id, {"resbench.git_sha": "0123abc", "resbench.env.device": "cpu",
-                             "resbench.env.torch": "2.x", "resbench.env.note": HOSTILE},
-        {"algorithm": "grid"}, {})
+                             "resbench.env.torch": "2.x", "resbench.env.note": HOSTILE,
+                             **(tags or {})},
+        {"algorithm": "grid", **(params or {})}, {})
     ids = []
     for i, t in enumerate(trials):
         run_id, _ = tracker.trial_run(
@@ -552,6 +556,157 @@ def test_verdict_artifact_shape_is_checked() -> None:
                                            "verdict": "info", "note": ""}]}
 
 
+# --- readable figures: tooltips, stopped trials, intervals, one series per block -----------------
+
+DATA = {"data.subset": "400", "data.val_fraction": "0.25", "data.test_subset": "200"}
+VAL_IMAGES = 100  # 400 x 0.25
+
+
+def _resnet(depth: int, skip: str, block: str, seed: int, val: float, status: str = "completed",
+            epochs: int = 4, throughput: float = 1000.0) -> dict[str, Any]:
+    """A ResNet / plain trial; cost grows with depth (x2 for bottleneck blocks)."""
+    name = f"resnet{depth}-{skip}-{block}"
+    cost = depth * (2 if block == "bottleneck" else 1)
+    history = [{"train_loss": 2.0 / e, "train_acc": val - 4 * (epochs - e),
+                "val_acc": val - 3 * (epochs - e)} for e in range(1, epochs + 1)]
+    final = {"params": 1e3 * cost, "macs": 1e5 * cost, "infer_img_per_s": throughput / cost,
+             "latency_ms_p50": 0.1 * cost, "latency_ms_p90": 0.12 * cost, "val_acc": val}
+    if status == "completed":
+        final["test_acc"] = val - 1
+    return {"name": name, "status": status, "history": history, "final": final,
+            "params": {"arch.family": "plain" if skip == "none" else "resnet",
+                       "arch.depth": str(depth), "arch.skip": skip,
+                       "arch.stages.0.block": block, "train.seed": str(seed), **DATA}}
+
+
+@pytest.fixture(scope="module")
+def readable(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of a Tracker-logged sweep with seeds, stopped trials and two block types."""
+    base = tmp_path_factory.mktemp("readable")
+    uri = f"sqlite:///{base / 'mlflow.db'}"
+    log_sweep(uri, "readable", [
+        _resnet(8, "identity", "basic", 0, 80.0, throughput=1000.0),
+        _resnet(8, "identity", "basic", 1, 82.0, throughput=1100.0),
+        _resnet(14, "identity", "basic", 0, 86.0),
+        _resnet(14, "identity", "basic", 1, 88.0),
+        _resnet(14, "identity", "bottleneck", 0, 84.0),  # dominated
+        _resnet(20, "identity", "bottleneck", 0, 91.0),
+        _resnet(8, "none", "basic", 0, 70.0),
+        _resnet(20, "none", "basic", 0, 60.0, status="stopped", epochs=2),  # ASHA cut it
+    ], params={"objectives": json.dumps({"val_acc": "max"})})
+    return write_report(uri, ["readable"], base / "readable.html")
+
+
+def test_pareto_tooltip_on_hover_in_chromium(readable: Path, browser: Any) -> None:
+    o = open_report(browser, readable)
+    check_renders(o)
+    page = o.page
+    assert page.locator("#smoke-banner").count() == 0  # not smoke runs
+    tip = page.locator(".tooltip")
+    assert not tip.is_visible()
+    marker = page.locator('#pareto g.tip[data-tip^="resnet14-identity-basic"]').first
+    marker.scroll_into_view_if_needed()
+    box = marker.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    tip.wait_for(state="visible", timeout=5000)
+    text_ = tip.inner_text()
+    assert text_.startswith("resnet14-identity-basic") and "variant: resnet (identity)" in text_
+    assert "val_acc: 87.00 ± 1.41 over 2 seeds" in text_ and "(objective)" in text_
+    assert f"{VAL_IMAGES} images" in text_ and "test_acc: 86.00" in text_
+    page.mouse.move(1, 1)
+    tip.wait_for(state="hidden", timeout=5000)
+    # every marker of every figure has a tooltip; the browser's own is not shown twice
+    assert page.locator("svg g.tip > title").count() == 0
+    # 4 panels x 6 configurations + the front's 3 labels x 4; a marker per completed
+    # configuration; a line per trial and curve, and the stopped trial's end points
+    counts = {sid: page.locator(f"#{sid} svg g.tip[data-tip]").count()
+              for sid in ("pareto", "depth", "curves")}
+    assert counts == {"pareto": 4 * 6 + 4 * 3, "depth": 5, "curves": 2 * 8 + 2}, counts
+    pareto = page.locator("#pareto svg").text_content()
+    # direct labels: the front of completed configurations, the stopped one not on it
+    for name in ("resnet8-identity-basic", "resnet14-identity-basic",
+                 "resnet20-identity-bottleneck"):
+        assert name in pareto
+    assert "resnet14-identity-bottleneck" not in pareto  # dominated: no label, tooltip only
+    stopped = page.locator('#pareto g.tip[data-tip^="resnet20-none-basic"]')
+    assert stopped.count() >= 4  # drawn in each panel, at its last epoch
+    assert "stopped early at epoch 2" in stopped.first.get_attribute("data-tip")
+    caption = page.locator("#pareto figcaption").inner_text()
+    assert "val_acc, the search's objective" in caption and "Hollow markers" in caption
+    assert "Wilson" in caption and "std over seeds" in caption and "throughput" in caption
+    assert "Star" not in caption and "timm" not in caption  # no reference was drawn
+    page.close()
+
+
+def test_tables_intervals_and_depth_series_in_chromium(readable: Path, browser: Any) -> None:
+    from bench.report.model import wilson
+
+    o = open_report(browser, readable)
+    page = o.page
+    # tables fit the page: nothing to scroll sideways at a laptop's width
+    widths = page.evaluate("""() => Array.from(document.querySelectorAll('.scroll'))
+        .map(d => [d.querySelector('table').id, d.scrollWidth, d.clientWidth])""")
+    assert all(sw <= cw for _, sw, cw in widths), widths
+    summary = page.locator("#summary tbody tr")
+    first = summary.first.inner_text()  # ranked by the objective, val_acc
+    assert first.startswith("resnet20-identity-bottleneck"), first
+    lo, hi = wilson(91.0, VAL_IMAGES)
+    assert f"91.00\n[{lo:.1f}, {hi:.1f}]" in first
+    row = page.locator("#summary tbody tr", has_text="resnet8-identity-basic").inner_text()
+    assert "81.00 ± 1.41" in row
+    assert "± " in row.split("\t")[5]  # throughput of two trials measured: its spread
+    assert "stopped, epoch 2" in page.locator("#summary tbody tr",
+                                              has_text="resnet20-none-basic").inner_text()
+    # error vs depth: one labelled series per variant and block type, whole-depth ticks
+    svg = page.locator("#depth svg")
+    legend = svg.text_content()
+    for series in ("resnet (identity), basic blocks", "resnet (identity), bottleneck blocks",
+                   "plain, basic blocks"):
+        assert series in legend
+    ticks = page.evaluate("""() => Array.from(document.querySelectorAll(
+        '#depth svg g[id*="xtick_"] text')).map(t => t.textContent.trim())""")
+    assert ticks == ["8", "14", "20"], ticks
+    caption = page.locator("#depth figcaption").inner_text()
+    assert "one line per variant, block type" in caption and "Wilson" in caption
+    page.close()
+
+
+def test_one_colour_per_variant_across_figures() -> None:
+    from bench.report import plots
+
+    runs = [{"run_id": f"r{i}", "run_name": n, "experiment": "e", "experiment_id": "1",
+             "status": "FINISHED", "tags": {"resbench.status": "completed"},
+             "params": {"arch.family": f, "arch.skip": k, "arch.depth": "8"},
+             "metrics": {"val_acc": 50.0}, "history": {}}
+            for i, (n, f, k) in enumerate([("a", "resnet", "identity"), ("b", "plain", "none"),
+                                           ("c", "densenet", "concat"), ("d", "vgg", "")])]
+    groups = group_trials([Trial.from_run(r) for r in runs])
+    colors = plots.palette(groups)
+    assert colors == plots.palette(groups[::-1])  # the same whatever the order
+    assert len(set(colors.values())) == len(colors) == 4
+    assert colors["plain"] == plots.VARIANT_COLORS["plain"]
+
+
+def test_smoke_runs_carry_a_banner(tmp_path: Path, browser: Any) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log_sweep(uri, "quick", [_resnet(8, "identity", "basic", 0, 80.0)],
+              tags={"resbench.smoke": "true"})
+    log_sweep(uri, "quick-smoke", [_resnet(8, "identity", "basic", 0, 80.0)])
+    log_sweep(uri, "real", [_resnet(8, "identity", "basic", 0, 80.0)],
+              tags={"resbench.smoke": "false"})
+    assert "Smoke runs" not in report_paths(
+        write_report(uri, ["real"], tmp_path / "real.html"))[1].read_text()
+    out = write_report(uri, ["quick", "quick-smoke"], tmp_path / "smoke.html")
+    assert "**Smoke runs.**" in report_paths(out)[1].read_text()
+    o = open_report(browser, out)
+    check_renders(o)
+    banner = o.page.locator("#smoke-banner")
+    assert banner.is_visible()
+    text_ = banner.inner_text()
+    assert "experiment 'quick-smoke'" in text_ and "1 sweep tagged resbench.smoke" in text_
+    o.page.close()
+
+
 # --- the real sweep -----------------------------------------------------------------------------------
 
 
@@ -582,6 +737,14 @@ def test_sweep_report_in_chromium(sweep: Sweep, sweep_report: Path, browser: Any
     runs = page.locator("#runs").inner_text()
     assert sweep.parent_id in runs and "torch" in runs and "git_sha" in runs
     assert "timm-resnet10t" in page.locator("#pareto svg").text_content()
+    assert page.locator("#smoke-banner").count() == 0  # resbench.smoke is "false"
+    # a real mouse over a Pareto-front point shows its tooltip
+    front = page.locator("#pareto svg g.tip[data-tip]").first
+    front.scroll_into_view_if_needed()
+    box = front.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.locator(".tooltip").wait_for(state="visible", timeout=5000)
+    assert "val_acc" in page.locator(".tooltip").inner_text()
     assert o.errors == []
     page.close()
     md, csv_text = (p.read_text() for p in report_paths(out)[1:])

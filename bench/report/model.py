@@ -1,5 +1,6 @@
 """The report's analysis on plain run dicts (as ``bench.report.fetch`` returns them): trials,
-groups of trials that differ only in their seed (mean and std over seeds), Pareto fronts,
+groups of trials that differ only in their seed (mean and std over seeds), the evaluated
+splits' sizes and Wilson intervals, the search objective, smoke detection, Pareto fronts,
 matched-budget pairs and block ordering. No MLflow, no plotting.
 """
 
@@ -22,6 +23,14 @@ EXECUTION_PARAMS = frozenset({
 _FROM_MLFLOW = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "stopped",
                 "RUNNING": "running", "SCHEDULED": "running"}
 FINISHED = ("completed",)
+# Trials that ran but were cut short (ASHA / a budget): drawn at their last epoch, marked.
+STOPPED = ("stopped",)
+# Images of an evaluated split: the metric the trial logs (``<split>_images``) when present.
+SPLIT_SIZE_METRIC = "{split}_images"
+# Smoke runs: this tag ("true") on a sweep's parent or a trial, or an experiment named so.
+SMOKE_TAG = "resbench.smoke"
+SMOKE_SUFFIX = "-smoke"
+Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
 
 def _int(text: str | None) -> int | None:
@@ -120,6 +129,31 @@ class Trial:
     def curve(self, key: str) -> list[tuple[float, float]]:
         return [(float(s), float(v)) for s, v in self.history.get(key, []) if _ok(v)]
 
+    @property
+    def stopped(self) -> bool:
+        """Cut short by the scheduler: its metrics are those of its last epoch."""
+        return self.status in STOPPED
+
+    def split_size(self, split: str) -> int | None:
+        """Images in the evaluated ``split`` (val or test): the ``<split>_images`` metric, else
+        what the data parameters imply (``data.subset`` x ``data.val_fraction``,
+        ``data.test_subset``); None when neither says."""
+        logged = self.metrics.get(SPLIT_SIZE_METRIC.format(split=split))
+        if _ok(logged) and logged >= 1:
+            return int(logged)
+        p = self.params
+        if split == "val":
+            used, frac = _float(p.get("data.subset")), _float(p.get("data.val_fraction"))
+            n = round(used * frac) if used and frac is not None else 0
+        else:
+            n = _int(p.get("data.test_subset")) or 0
+        return int(n) if n >= 1 else None
+
+    @property
+    def smoke(self) -> bool:
+        return (self.run.get("tags", {}).get(SMOKE_TAG, "").lower() == "true"
+                or self.experiment.endswith(SMOKE_SUFFIX))
+
 
 def _float(text: str | None) -> float | None:
     try:
@@ -134,11 +168,33 @@ def _ok(v: Any) -> bool:
 
 @dataclass
 class Stat:
-    """Mean, sample standard deviation (0 for one value) and count of a metric over seeds."""
+    """Mean, sample standard deviation (0 for one value) and count of a metric over seeds;
+    for an accuracy, the 95% Wilson interval of the mean for the ``images`` of the evaluated
+    split (None when the split's size is not known)."""
 
     mean: float
     std: float
     n: int
+    lo: float | None = None
+    hi: float | None = None
+    images: int | None = None
+
+
+def wilson(acc_percent: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval (percent) of an accuracy measured on ``n`` images."""
+    p = min(max(acc_percent / 100.0, 0.0), 1.0)
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return 100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half)
+
+
+def with_interval(s: Stat | None, images: int | None) -> Stat | None:
+    """``s`` with the Wilson interval of its mean on ``images`` images."""
+    if s is None or not images:
+        return s
+    lo, hi = wilson(s.mean, images)
+    return Stat(s.mean, s.std, s.n, lo, hi, images)
 
 
 def stat(values: Iterable[float]) -> Stat | None:
@@ -163,7 +219,31 @@ class Group:
         return [t for t in self.trials if t.finished]
 
     def stat(self, metric: str) -> Stat | None:
-        return stat(t.metrics[metric] for t in self.finished if metric in t.metrics)
+        """Over the finished trials; an accuracy carries the interval of its split's size."""
+        trials = [t for t in self.finished if metric in t.metrics]
+        return with_interval(stat(t.metrics[metric] for t in trials),
+                             _split_images(trials, metric))
+
+    @property
+    def stopped(self) -> list[Trial]:
+        return [t for t in self.trials if t.stopped]
+
+    def last_stat(self, metric: str) -> Stat | None:
+        """Over the stopped trials, at their last epoch (for a group with no finished one)."""
+        trials = [t for t in self.stopped if metric in t.metrics]
+        return with_interval(stat(t.metrics[metric] for t in trials),
+                             _split_images(trials, metric))
+
+    def spread(self, metric: str) -> Stat | None:
+        """A measurement over the group's trials (throughput measured under load): mean and
+        std over the trials, or one trial's own ``<metric>_std`` when it logs one."""
+        trials = [t for t in self.trials if _ok(t.metrics.get(metric))]
+        s = stat(t.metrics[metric] for t in trials)
+        if s is not None and s.n == 1:
+            own = trials[0].metrics.get(f"{metric}_std")
+            if _ok(own):
+                s = Stat(s.mean, float(own), 1)
+        return s
 
     def value(self, metric: str) -> float | None:
         """A metric that does not depend on the seed (cost), from any trial that has it."""
@@ -190,6 +270,14 @@ class Group:
         return sorted({t.seed for t in self.trials if t.seed is not None})
 
 
+def _split_images(trials: Sequence[Trial], metric: str) -> int | None:
+    split = metric.split("_", 1)[0]
+    if split not in ("val", "test") or not metric.endswith("_acc"):
+        return None
+    sizes = {t.split_size(split) for t in trials}
+    return sizes.pop() if len(sizes) == 1 else None  # unknown, or differing: no interval
+
+
 def group_trials(trials: Sequence[Trial]) -> list[Group]:
     """Trials grouped by ``Trial.group_key`` in first-seen order."""
     groups: dict[tuple[str, ...], Group] = {}
@@ -201,6 +289,40 @@ def group_trials(trials: Sequence[Trial]) -> list[Group]:
 def accuracy_metric(trials: Sequence[Trial]) -> str:
     """test_acc when some finished trial has it, else val_acc."""
     return "test_acc" if any(t.finished and "test_acc" in t.metrics for t in trials) else "val_acc"
+
+
+def objective_metric(sweeps: Sequence[dict[str, Any]], trials: Sequence[Trial]) -> str:
+    """The accuracy the search ranked by: the first maximised ``*_acc`` objective of the
+    sweeps (their ``objectives`` parameter), else val_acc when trials have it, else test_acc."""
+    import json
+
+    for s in sweeps:
+        try:
+            objectives = json.loads(s.get("params", {}).get("objectives") or "{}")
+        except ValueError:
+            continue
+        if isinstance(objectives, dict):
+            for name, mode in objectives.items():
+                if str(name).endswith("_acc") and mode == "max" and any(
+                        name in t.metrics for t in trials):
+                    return str(name)
+    if any("val_acc" in t.metrics for t in trials if t.finished or t.stopped):
+        return "val_acc"
+    return "test_acc"
+
+
+def smoke_sources(sweeps: Sequence[dict[str, Any]], trials: Sequence[Trial],
+                  experiments: Sequence[str]) -> list[str]:
+    """What marks the report's runs as smoke runs (empty when none is): experiments named
+    ``*-smoke``, sweeps or trials tagged ``resbench.smoke=true``."""
+    out = [f"experiment {e!r}" for e in experiments if e.endswith(SMOKE_SUFFIX)]
+    tagged = [s for s in sweeps if s.get("tags", {}).get(SMOKE_TAG, "").lower() == "true"]
+    if tagged:
+        out.append(f"{len(tagged)} sweep{'s' if len(tagged) != 1 else ''} tagged {SMOKE_TAG}")
+    runs = [t for t in trials if t.run.get("tags", {}).get(SMOKE_TAG, "").lower() == "true"]
+    if runs:
+        out.append(f"{len(runs)} trial{'s' if len(runs) != 1 else ''} tagged {SMOKE_TAG}")
+    return out
 
 
 def pareto_front(points: Sequence[tuple[float, float]], x_mode: str) -> list[int]:
@@ -256,8 +378,12 @@ __all__ = [
     "display_names",
     "group_trials",
     "nearest",
+    "objective_metric",
     "pareto_front",
+    "smoke_sources",
     "stat",
+    "wilson",
+    "with_interval",
 ]
 
 

@@ -2,8 +2,9 @@
 self-contained HTML page, a Markdown file of the same tables and a CSV of the trials.
 
 The page needs nothing from the network: figures are inline SVG, styles inline, and one small
-inline script sorts the tables. A Content-Security-Policy lets only that script run, on top of
-every run name, parameter and error text being escaped.
+inline script sorts the tables and shows each marker's tooltip (its SVG ``<title>``). A
+Content-Security-Policy lets only that script run, on top of every run name, parameter and error
+text being escaped.
 """
 
 from __future__ import annotations
@@ -22,18 +23,23 @@ from bench.report import plots
 from bench.report.fetch import is_sweep, redact_uri
 from bench.report.model import (
     Group,
+    Stat,
     Trial,
     accuracy_metric,
     display_names,
     group_trials,
     nearest,
+    objective_metric,
+    smoke_sources,
+    with_interval,
 )
 from bench.report.tables import (
     Cell,
     Table,
+    accuracy,
     count,
     fixed,
-    mean_std,
+    measured,
     number,
     text,
     to_csv,
@@ -72,6 +78,40 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
   });
 });
 """
+# Tooltips: each ``svg g.tip`` (a marker or a curve) shows its <title> in one floating box while
+# the pointer is over it; the <title> is taken out so the browser's own tooltip does not double it.
+TIP_SCRIPT = """
+(function () {
+  var tip = document.createElement("div");
+  tip.className = "tooltip";
+  tip.setAttribute("role", "tooltip");
+  tip.hidden = true;
+  document.body.appendChild(tip);
+  function place(e) {
+    var w = tip.offsetWidth, h = tip.offsetHeight;
+    var x = e.clientX + 14, y = e.clientY + 14;
+    if (x + w > window.innerWidth - 4) { x = Math.max(4, e.clientX - w - 14); }
+    if (y + h > window.innerHeight - 4) { y = Math.max(4, e.clientY - h - 14); }
+    tip.style.left = (x + window.scrollX) + "px";
+    tip.style.top = (y + window.scrollY) + "px";
+  }
+  document.querySelectorAll("svg g.tip").forEach(function (g) {
+    var title = g.querySelector(":scope > title");
+    if (!title) { return; }
+    var text = title.textContent;
+    g.setAttribute("data-tip", text);
+    g.removeChild(title);
+    g.addEventListener("mouseenter", function (e) {
+      tip.textContent = text;
+      tip.hidden = false;
+      place(e);
+    });
+    g.addEventListener("mousemove", place);
+    g.addEventListener("mouseleave", function () { tip.hidden = true; });
+  });
+})();
+"""
+SCRIPT = SORT_SCRIPT + TIP_SCRIPT
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;
 max-width:1200px;padding:0 1.2rem 3rem;color:#1b1b1b;line-height:1.45}
@@ -88,6 +128,14 @@ pre{white-space:pre-wrap;max-height:20rem;overflow:auto;background:#f6f6f6;paddi
 figure{margin:1rem 0}figure svg{max-width:100%;height:auto}
 figcaption{color:#555;font-size:.85rem}.note{color:#555}.warn{color:#9a3412}
 .v-ok{color:#166534;font-weight:600}.v-bad{color:#b91c1c;font-weight:600}h3{font-size:1rem}
+td.id{min-width:8.6rem;max-width:8.6rem}td.id code{word-break:break-all;font-size:.7rem}
+td small.ci{color:#666;white-space:nowrap}
+.tooltip{position:absolute;z-index:10;background:#1b1b1b;color:#fff;padding:.35rem .55rem;
+border-radius:4px;font-size:.78rem;line-height:1.35;white-space:pre-line;pointer-events:none;
+max-width:30rem;box-shadow:0 2px 6px rgba(0,0,0,.3)}
+g.tip{cursor:pointer}
+.banner{background:#fef3c7;border:2px solid #d97706;color:#78350f;padding:.6rem .9rem;
+margin:1rem 0;border-radius:4px;font-weight:600}
 """
 ACC_TITLE = {"val_acc": "val acc (%)", "test_acc": "test acc (%)"}
 # How a study's verdict reads on the page (the values of bench.studies.VERDICTS).
@@ -110,6 +158,7 @@ class Report:
     trials: int
     finished: int
     warnings: list[str] = field(default_factory=list)
+    smoke: list[str] = field(default_factory=list)  # what marks the runs as smoke runs
 
 
 @dataclass
@@ -157,7 +206,10 @@ class Builder:
         self.groups = group_trials(self.trials)
         self.multi = len(self.experiments) > 1
         self.names = display_names(self.groups, self.multi)
-        self.acc = accuracy_metric(self.trials)
+        self.acc = accuracy_metric(self.trials)  # the final number (test when measured)
+        self.objective = objective_metric(self.sweeps, self.trials)  # what the search ranked by
+        self.colors = plots.palette(self.groups)  # one colour per variant in every figure
+        self.smoke = smoke_sources(self.sweeps, self.trials, self.experiments)
         self.finished = [t for t in self.trials if t.finished]
         self.warnings: list[str] = []
         self._fig = 0
@@ -170,17 +222,35 @@ class Builder:
             return text(run_id, markup=f'<a href="{_e(url)}"><code>{_e(run_id)}</code></a>')
         return text(run_id, markup=f"<code>{_e(run_id)}</code>")
 
-    def figure(self, fn: Callable[..., Any], *args: Any, caption: str) -> str | None:
+    def figure(self, fn: Callable[..., Any], *args: Any,
+               caption: str | Callable[[set[str]], str]) -> str | None:
+        """A figure with its caption (a function of what the figure drew, so that it names
+        only what is there)."""
         self._fig += 1
         try:
-            svg = plots.render(fn, *args, prefix=f"f{self._fig}")
+            out = plots.render_plot(fn, *args, prefix=f"f{self._fig}")
         except Exception as exc:  # noqa: BLE001 - one bad figure must not lose the report
-            message = f"{caption.split('.')[0]}: {type(exc).__name__}: {exc}"
+            first = caption if isinstance(caption, str) else caption(set())
+            message = f"{first.split('.')[0]}: {type(exc).__name__}: {exc}"
             self.warnings.append(message)
             return f'<p class="warn">This figure could not be drawn ({_e(message)}).</p>'
-        if svg is None:
+        if out is None:
             return None
-        return f'<figure class="plot">{svg}<figcaption>{_e(caption)}</figcaption></figure>'
+        text_ = caption if isinstance(caption, str) else caption(out.drawn)
+        return f'<figure class="plot">{out.svg}<figcaption>{_e(text_)}</figcaption></figure>'
+
+    def bars(self, drawn: set[str], what: str = "accuracy") -> str:
+        """The caption's sentences on the error bars a figure drew."""
+        parts = []
+        if "wilson" in drawn:
+            parts.append(f"Thin capped bars: 95% Wilson interval of the {what} for the number "
+                         "of images in the evaluated split.")
+        else:
+            parts.append("No interval is drawn: the runs record neither the split's size "
+                         "(val_images / test_images) nor data.subset / data.test_subset.")
+        if "seed_std" in drawn:
+            parts.append("Thick pale bars: ± std over seeds.")
+        return " ".join(parts)
 
     # -- sections ----------------------------------------------------------------------------
 
@@ -242,8 +312,11 @@ class Builder:
             cls = "" if done else ' class="warn"'
             lines_html.append(f"<li{cls}>{_e(msg)}</li>")
             lines_md.append(f"- {_md(msg)}")
-        acc = (f"Accuracy is {self.acc} (percent); 'mean ± std' is over the seeds of trials "
-               "that differ only in their seed.")
+        acc = (f"Architectures are ranked by {self.objective}, the search's objective; "
+               f"{self.acc} is the final number. Accuracies in percent; 'mean ± std' is over "
+               "the seeds of trials that differ only in their seed; [lo, hi] is the 95% Wilson "
+               "interval for the number of images in the evaluated split (where the runs "
+               "record it).")
         body = f"<ul>{''.join(lines_html)}</ul><p class='note'>{_e(acc)}</p>"
         return Section("overview", "Overview", body, "\n".join(lines_md) + f"\n\n{_md(acc)}")
 
@@ -255,7 +328,7 @@ class Builder:
         t = Table("summary", cols, numeric={off + i for i in (2, 3, 4, 5, 6, 7, 8, 9)})
 
         def order(g: Group) -> tuple[float, str]:
-            m = g.mean(self.acc)
+            m = g.mean(self.objective)
             return (-(m if m is not None else -math.inf), self.names[id(g)])
 
         for g in sorted(self.groups, key=order):
@@ -265,39 +338,68 @@ class Builder:
                 text(self.names[id(g)]), text(f.variant),
                 number(float(f.depth)) if f.depth else Cell(),
                 count(g.value("params")), count(g.value("macs")),
-                number(g.mean("infer_img_per_s")), number(g.mean("latency_ms_p50")),
-                mean_std(g.stat("val_acc")), mean_std(g.stat("test_acc")),
+                measured(g.spread("infer_img_per_s")), number(g.mean("latency_ms_p50")),
+                self.group_acc(g, "val_acc"), self.group_acc(g, "test_acc"),
                 Cell(f"{len(g.finished)}/{len(g.trials)}", len(g.finished), len(g.finished)),
                 text(_counts(g.trials)),
             ]
             t.rows.append(row)
         return t
 
+    @staticmethod
+    def group_acc(g: Group, metric: str) -> Cell:
+        """A configuration's accuracy; for one whose trials were all stopped early, the value at
+        their last epoch, marked (and sorted after the finished ones)."""
+        cell = accuracy(g.stat(metric))
+        if cell.text or g.finished:
+            return cell
+        s = g.last_stat(metric)
+        if s is None:
+            return cell
+        last = accuracy(s)
+        epochs = "/".join(str(e) for e in sorted({t.epochs for t in g.stopped}))
+        note = f"stopped, epoch {epochs}"
+        return Cell(f"{last.text} ({note})", "", last.raw,
+                    f'{last.html or _e(last.text)}<br><small class="ci">{_e(note)}</small>')
+
     def trials_table(self) -> Table:
-        cols = ["experiment", "trial", "architecture", "family", "seed", "status", "epochs",
-                "params", "MACs", "throughput (img/s)", "latency p50 (ms)", "val acc (%)",
-                "best val acc (%)", "test acc (%)", "train time (s)", "MLflow run id"]
-        t = Table("trials", cols, numeric={4, 6, 7, 8, 9, 10, 11, 12, 13, 14})
+        # the experiment column only when several are compared (narrower table)
+        off = 1 if self.multi else 0
+        cols = (["experiment"] if self.multi else []) + [
+            "trial", "architecture", "family", "seed", "status", "epochs", "params", "MACs",
+            "throughput (img/s)", "latency p50 (ms)", "val acc (%)", "best val acc (%)",
+            "test acc (%)", "train time (s)", "MLflow run id"]
+        t = Table("trials", cols, numeric={off + i for i in (3, 5, 6, 7, 8, 9, 10, 11, 12, 13)},
+                  css={off + 14: "id"})
         for tr in sorted(self.trials, key=lambda x: (x.experiment, x.trial_id, x.run_id)):
             m = tr.metrics
+
+            def acc(split: str, tr: Trial = tr) -> Cell:
+                v = tr.metrics.get(f"{split}_acc")
+                if v is None or not math.isfinite(v):
+                    return Cell()
+                return accuracy(with_interval(Stat(v, 0.0, 1), tr.split_size(split)))
+
             t.rows.append([
-                text(tr.experiment), text(tr.trial_id), text(tr.label), text(tr.variant),
+                *([text(tr.experiment)] if self.multi else []),
+                text(tr.trial_id), text(tr.label), text(tr.variant),
                 number(float(tr.seed)) if tr.seed is not None else Cell(),
                 text(tr.status), number(float(tr.epochs)),
                 count(m.get("params")), count(m.get("macs")),
                 number(m.get("infer_img_per_s")), number(m.get("latency_ms_p50")),
-                fixed(m.get("val_acc")), fixed(m.get("best_val_acc")), fixed(m.get("test_acc")),
+                acc("val"), fixed(m.get("best_val_acc")), acc("test"),
                 number(m.get("train_time_s")),
                 self.run_link(tr.run_id, tr.run["experiment_id"]),
             ])
         return t
 
     def csv_text(self) -> str:
-        """Every trial with raw numbers (full precision) and the first line of its error."""
+        """Every trial with raw numbers (full precision), the evaluated splits' sizes (blank
+        when unknown) and the first line of its error."""
         keys = ["params", "macs", "infer_img_per_s", "latency_ms_p50", "latency_ms_p90",
                 "val_acc", "best_val_acc", "test_acc", "train_time_s", "epoch"]
         cols = ["experiment", "sweep_id", "trial_id", "run_id", "architecture", "family",
-                "kind", "depth", "seed", "status", *keys, "error"]
+                "kind", "depth", "seed", "status", *keys, "val_images", "test_images", "error"]
         t = Table("trials-csv", cols)
         for tr in sorted(self.trials, key=lambda x: (x.experiment, x.trial_id, x.run_id)):
             t.rows.append([
@@ -305,6 +407,7 @@ class Builder:
                 text(tr.label), text(tr.variant), text(tr.kind),
                 Cell(str(tr.depth or ""), raw=tr.depth), Cell(raw=tr.seed),
                 text(tr.status), *[Cell(raw=tr.metrics.get(k)) for k in keys],
+                Cell(raw=tr.split_size("val")), Cell(raw=tr.split_size("test")),
                 text(_first_line(tr.error)),
             ])
         return to_csv(t)
@@ -322,15 +425,42 @@ class Builder:
                     + to_html(trials), to_markdown(trials)),
         ]
 
+    def pareto_caption(self, drawn: set[str]) -> str:
+        obj = self.objective
+        parts = [f"Pareto fronts of {obj}, the search's objective, against each recorded cost "
+                 "(mean over seeds)."]
+        if "front" in drawn:
+            parts.append("The black line joins the non-dominated completed configurations, "
+                         "each labelled by name.")
+        if "stopped" in drawn:
+            parts.append(f"Hollow markers: configurations whose trials were all stopped early "
+                         f"by the scheduler, at their last epoch's {obj} (not on the front).")
+        parts.append(self.bars(drawn))
+        if "x_range" in drawn:
+            parts.append("Horizontal bars on throughput: the range of its measurements over "
+                         "the configuration's trials (measured while other trials ran; mean "
+                         "± std in the Summary table).")
+        if "x_spread" in drawn:
+            parts.append("Horizontal bars on throughput: ± the std the trial logged.")
+        if "latency_p90" in drawn:
+            parts.append("Horizontal bars on latency: from p50 to p90.")
+        if "refs" in drawn:
+            parts.append("Stars: timm reference models.")
+        if "measured_refs" in drawn:
+            parts.append("Dotted vertical lines: reference models that were only measured.")
+        if self.acc != obj:
+            parts.append(f"{self.acc}, the final number, is in each marker's tooltip and the "
+                         "Summary table.")
+        parts.append("Hover a marker for its architecture and values.")
+        return " ".join(parts)
+
     def pareto(self) -> Section | None:
-        fig = self.figure(plots.pareto, self.groups, self.acc, self.names,
-                          caption=f"Pareto fronts of {self.acc} against cost (mean over seeds; "
-                                  "bars: std). The black line joins the non-dominated searched "
-                                  "architectures; stars are timm reference models, dotted lines "
-                                  "references that were only measured.")
+        fig = self.figure(plots.pareto, self.groups, self.objective, self.names, self.colors,
+                          caption=self.pareto_caption)
         if fig is None:
             return Section("pareto", "Pareto fronts",
-                           "<p class='note'>No finished trial with an accuracy and a cost.</p>")
+                           "<p class='note'>No finished trial (nor one stopped early) with an "
+                           "accuracy and a cost.</p>")
         return Section("pareto", "Pareto fronts", fig)
 
     def proxies(self) -> Section | None:
@@ -361,20 +491,33 @@ class Builder:
 
     def figures(self) -> list[Section]:
         out = []
+        split = self.acc.replace("_acc", "")
+
+        def curves(drawn: set[str]) -> str:
+            text_ = ("Training loss and validation accuracy per epoch, one line per trial, "
+                     "coloured by variant (shades: configurations of one variant).")
+            if "stopped" in drawn:
+                text_ += " Hollow circle: where the scheduler stopped a trial."
+            return text_ + " Hover a line for its trial."
+
+        def depth(drawn: set[str]) -> str:
+            return (f"{split} error (100 - accuracy) against depth: one line per variant, block "
+                    "type and training recipe, named in the legend; markers are the "
+                    "configurations (mean over seeds). " + self.bars(drawn, "error")
+                    + " Hover a marker for its architecture and values.")
+
         specs = [
-            ("curves", "Training curves", plots.curves, (self.groups, self.names),
-             "Training loss and validation accuracy per epoch, one line per trial (dashed: "
-             "plain networks)."),
+            ("curves", "Training curves", plots.curves, (self.groups, self.names, self.colors),
+             curves),
             ("degradation", "Degradation: plain vs residual", plots.degradation,
-             (self.groups, self.names),
+             (self.groups, self.names, self.colors),
              "He et al. 2016, Fig. 1 and 6: training error (dashed) and held-out error (bold: "
              "test error when every net has per-epoch test points, train.test_every, else "
              "validation error) per epoch, plain networks (skip none) against residual ones, "
-             "one line per depth. "
+             "one line per depth (darker: deeper). "
              "Degradation shows as deeper plain nets training worse than shallower ones."),
-            ("depth", "Error vs depth", plots.error_vs_depth, (self.groups, self.acc),
-             f"{self.acc.replace('_acc', '')} error (100 - accuracy) against depth for each "
-             "family and skip style; bars: std over seeds."),
+            ("depth", "Error vs depth", plots.error_vs_depth,
+             (self.groups, self.acc, self.names, self.colors), depth),
         ]
         for sid, title, fn, args, caption in specs:
             fig = self.figure(fn, *args, caption=caption)
@@ -386,8 +529,10 @@ class Builder:
         fams = {g.first.family for g in self.groups if not g.first.reference and g.finished}
         if not {"resnet", "densenet"} <= fams:
             return None
-        fig = self.figure(plots.families, self.groups, self.acc, self.names,
-                          caption=f"{self.acc} against parameters and MACs, coloured by family.")
+        fig = self.figure(plots.families, self.groups, self.acc, self.names, self.colors,
+                          caption=lambda drawn: f"{self.acc} against parameters and MACs, "
+                          "coloured by variant. " + self.bars(drawn)
+                          + " Hover a marker for its architecture and values.")
         res = [g for g in self.groups
                if g.first.family == "resnet" and not g.first.plain and g.stat(self.acc)]
         dense = [g for g in self.groups if g.first.family == "densenet" and g.stat(self.acc)]
@@ -400,13 +545,13 @@ class Builder:
             r = nearest(dp, res, "params")
             ds = d.stat(self.acc)
             row = [text(self.names[id(d)]), count(d.value("params")), count(d.value("macs")),
-                   mean_std(ds)]
+                   accuracy(ds)]
             if r is None:
                 row += [Cell()] * 6
             else:
                 rs = r.stat(self.acc)
                 rp = r.value("params") or 0.0
-                row += [text(self.names[id(r)]), count(rp), count(r.value("macs")), mean_std(rs),
+                row += [text(self.names[id(r)]), count(rp), count(r.value("macs")), accuracy(rs),
                         number(dp / rp if rp else None),
                         fixed(ds.mean - rs.mean if ds and rs else None)]
             t.rows.append(row)
@@ -418,13 +563,13 @@ class Builder:
 
     def diagnostics(self) -> list[Section]:
         out = []
-        fig = self.figure(plots.grad_flow, self.groups, self.names,
+        fig = self.figure(plots.grad_flow, self.groups, self.names, self.colors,
                           caption="Gradient L2 norm of each block's parameters on the last "
                                   "training batch of the first and last epoch (mean over "
-                                  "seeds; dashed: plain, dash-dot: DenseNet).")
+                                  "seeds), coloured by variant.")
         if fig is not None:
             out.append(Section("gradients", "Gradient flow", fig))
-        fig = self.figure(plots.lesion, self.groups, self.names,
+        fig = self.figure(plots.lesion, self.groups, self.names, self.colors,
                           caption="Lesion study (Veit et al. 2016): accuracy with one block's "
                                   "residual branch deleted, and with k random blocks deleted.")
         if fig is not None:
@@ -438,7 +583,7 @@ class Builder:
                            "<p class='note'>Every trial completed.</p>",
                            "Every trial completed.")
         t = Table("failures", ["experiment", "trial", "architecture", "status", "epochs", "cause",
-                               "MLflow run id"], numeric={4})
+                               "MLflow run id"], numeric={4}, css={6: "id"})
         for tr in sorted(bad, key=lambda x: (x.status, x.experiment, x.trial_id)):
             cause = _first_line(tr.error) or _default_cause(tr)
             markup = _e(cause)
@@ -457,7 +602,7 @@ class Builder:
             return Section("runs", "MLflow runs and environment", f"<p class='note'>{_e(note)}</p>",
                            note)
         runs = Table("sweeps", ["experiment", "experiment id", "sweep", "parent run id", "status",
-                                "started (UTC)", "trials"], numeric={6})
+                                "started (UTC)", "trials"], numeric={6}, css={3: "id"})
         for s in self.sweeps:
             sid = s["tags"].get("resbench.sweep_id", "")
             n = sum(t.sweep_id == sid for t in self.trials) if sid else 0
@@ -539,6 +684,13 @@ def build_report(runs: Sequence[dict[str, Any]], experiments: Sequence[str],
     sections = [b.overview(), b.claims(), *b.tables(), b.pareto(), b.proxies(), *b.figures(),
                 b.families(), *b.diagnostics(), b.failures(), b.sweeps_section()]
     sections = [s for s in sections if s is not None]
+    banner_html = banner_md = ""
+    if b.smoke:
+        banner = ("Built from smoke runs (" + "; ".join(b.smoke) + "): every trial was shrunk "
+                  "to test the code path (one epoch, a small subset), so these numbers do not "
+                  "compare architectures.")
+        banner_html = f'<div class="banner" id="smoke-banner" role="alert">{_e(banner)}</div>\n'
+        banner_md = f"> **Smoke runs.** {_md(banner)}"
     when = (generated or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     title = "resbench report: " + ", ".join(b.experiments)
     meta = f"Generated {when} from {redact_uri(tracking_uri) or 'plain run data'}."
@@ -547,17 +699,17 @@ def build_report(runs: Sequence[dict[str, Any]], experiments: Sequence[str],
                      for s in sections)
     page = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f'<meta http-equiv="Content-Security-Policy" content="{_e(csp(SORT_SCRIPT))}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(csp(SCRIPT))}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>\n"
-        f"<h1>{_e(title)}</h1><p class=\"meta\">{_e(meta)}</p><nav>{nav}</nav>\n{body}\n"
-        f"<script>{SORT_SCRIPT}</script></body></html>\n"
+        f"<h1>{_e(title)}</h1><p class=\"meta\">{_e(meta)}</p>{banner_html}<nav>{nav}</nav>\n"
+        f"{body}\n<script>{SCRIPT}</script></body></html>\n"
     )
-    md_parts = [f"# {_md(title)}", _md(meta),
+    md_parts = [f"# {_md(title)}", _md(meta), *([banner_md] if banner_md else []),
                 "Figures are in the HTML report next to this file."]
     md_parts += [f"## {_md(s.title)}\n\n{s.markdown}" for s in sections if s.markdown]
     return Report(page, "\n\n".join(md_parts) + "\n", b.csv_text(), len(b.trials),
-                  len(b.finished), b.warnings)
+                  len(b.finished), b.warnings, b.smoke)
 
 
-__all__ = ["Report", "build_report"]
+__all__ = ["SCRIPT", "Report", "build_report"]

@@ -13,7 +13,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from bench.report import plots
-from bench.report.page import SORT_SCRIPT, STYLE, csp
+from bench.report.page import SCRIPT, STYLE, csp
 from bench.report.tables import Table, fixed, number, text, to_html
 
 
@@ -71,10 +71,10 @@ def page(data: Mapping[str, Any]) -> str:
     figure = f'<figure>{svg}<figcaption>Mean regret over the seeds against the epochs ' \
              f'consumed.</figcaption></figure>' if svg else ""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f'<meta http-equiv="Content-Security-Policy" content="{e(csp(SORT_SCRIPT))}">'
+            f'<meta http-equiv="Content-Security-Policy" content="{e(csp(SCRIPT))}">'
             f"<title>{e(title)}</title><style>{STYLE}</style></head><body>\n"
             f"<h1>{e(title)}</h1><p class='note'>{e(note)}</p>{to_html(t)}{figure}\n"
-            f"<script>{SORT_SCRIPT}</script></body></html>\n")
+            f"<script>{SCRIPT}</script></body></html>\n")
 
 
 __all__ = ["page", "regret_at", "regret_figure"]

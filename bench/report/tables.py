@@ -30,6 +30,7 @@ class Table:
     columns: list[str]
     rows: list[list[Cell]] = field(default_factory=list)
     numeric: set[int] = field(default_factory=set)  # right-aligned columns
+    css: dict[int, str] = field(default_factory=dict)  # a column's cell class (``id``: wraps)
 
 
 # --- formatting -------------------------------------------------------------------------------
@@ -70,6 +71,27 @@ def mean_std(s: Stat | None, decimals: int = 2) -> Cell:
     return Cell(text, s.mean, s.mean)
 
 
+def accuracy(s: Stat | None, decimals: int = 2) -> Cell:
+    """``mean_std`` with the 95% Wilson interval of the split's size when known:
+    '92.31 ± 0.42 [90.1, 94.0]' (the interval on a second, smaller line in HTML)."""
+    cell = mean_std(s, decimals)
+    if s is None or s.lo is None or s.hi is None:
+        return cell
+    ci = f"[{s.lo:.1f}, {s.hi:.1f}]"
+    markup = (f'{html.escape(cell.text)}<br><small class="ci" title="95% Wilson interval, '
+              f'{s.images} images">{ci}</small>')
+    return Cell(f"{cell.text} {ci}", cell.sort, cell.raw, markup)
+
+
+def measured(s: Stat | None) -> Cell:
+    """A measurement with its spread: '1,234 ± 56' (the std over trials, or as logged)."""
+    cell = number(s.mean if s else None)
+    if s is None or not s.std or not cell.text:
+        return cell
+    decimals = len(cell.text.split(".")[1]) if "." in cell.text else 0
+    return Cell(f"{cell.text} ± {s.std:,.{decimals}f}", cell.sort, cell.raw)
+
+
 def text(value: object, sort: float | str | None = None, markup: str | None = None) -> Cell:
     t = "" if value is None else str(value)
     return Cell(t, t if sort is None else sort, t, markup)
@@ -96,7 +118,9 @@ def to_html(table: Table, caption: str = "") -> str:
         cells = []
         for i, cell in enumerate(row):
             content = cell.html if cell.html is not None else html.escape(cell.text)
-            cls = num if i in table.numeric else ""
+            classes = " ".join(c for c in ("num" if i in table.numeric else "",
+                                            table.css.get(i, "")) if c)
+            cls = f' class="{classes}"' if classes else ""
             cells.append(f"<td{cls}{_attr(cell.sort)}>{content}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
