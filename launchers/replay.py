@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import tempfile
 import time
@@ -143,6 +144,10 @@ def merged(args: argparse.Namespace, budget: int) -> tuple[list[dict[str, Any]],
                                   "--merge")
         wall += float(data.get("wall_time_s") or 0.0)
         for r in data.get("runs", []):
+            # JSON holds non-finite numbers as null: back to what a Run holds
+            r = {**r, **{k: math.nan for k in ("best_val_acc", "regret", "hv_ratio")
+                         if r.get(k) is None},
+                 "trace": [(int(u), -math.inf if b is None else float(b)) for u, b in r["trace"]]}
             at = (r["variant"], int(r["seed"]))
             if at in runs and runs[at] != r:
                 raise ConfigError(f"{name}: {at[0]} seed {at[1]} differs from an earlier file",
@@ -160,8 +165,7 @@ def write(args: argparse.Namespace, table: Any, uri: str, budget: int,
     from bench.jsonio import finite, write_atomic
     from bench.report.replay import page
 
-    summary = rp.aggregate([rp.Run(**{**r, "trace": [tuple(t) for t in r["trace"]]})
-                            for r in runs])
+    summary = rp.aggregate([rp.Run(**r) for r in runs])
     proxies = rp.proxy_correlations(table)
     text = rp.markdown(table, budget, summary, proxies)
     seeds = max((sum(1 for r in runs if r["variant"] == v) for v in summary), default=0)
