@@ -17,8 +17,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import logging
 import os
 import pickle
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +39,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".w
 DATA_ENV = "RESBENCH_DATA"  # read by launchers only, through resolve_paths
 CACHE_ENV = "RESBENCH_CACHE"
 _CACHE_VERSION = 1
+# Decoding progress goes to this logger (launchers show it on stderr), every few seconds.
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 5.0
 
 
 # Bounds of what one process can hold: a larger side or a synthetic set cannot fit in memory.
@@ -494,7 +499,21 @@ def _decode_all(paths: list[str], size: int | None, like: np.ndarray | None = No
         shape = like.shape[1:] if like is not None else (3, size or 1, size or 1)
         return np.zeros((0, *shape), dtype=np.uint8)
     with ThreadPoolExecutor(max_workers=min(32, os.cpu_count() or 1)) as pool:
-        arrays = list(pool.map(lambda p: _decode_one(p, size), paths, chunksize=256))
+        arrays = []
+        start = last = time.monotonic()
+        folder = Path(paths[0]).parent.parent
+        for arr in pool.map(lambda p: _decode_one(p, size), paths, chunksize=256):
+            arrays.append(arr)
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY_S:  # a first decode can take a minute: say so
+                last = now
+                n = len(arrays)
+                log.info("decoding %s: %d/%d images (%d%%), %.0f s, about %.0f s left", folder,
+                         n, len(paths), 100 * n // len(paths), now - start,
+                         (now - start) * (len(paths) - n) / n)
+        if last > start:
+            log.info("decoded %s: %d images in %.0f s (cached for the next runs)", folder,
+                     len(paths), time.monotonic() - start)
     first = arrays[0].shape
     for path, arr in zip(paths, arrays, strict=True):
         if arr.shape != first:

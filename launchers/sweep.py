@@ -2,7 +2,8 @@
 
     python -m launchers.sweep --space search_spaces/quickstart.yaml
     python -m launchers.sweep --space FILE --dry-run          # trials, params and MACs; no training
-    python -m launchers.sweep --space FILE --smoke            # every trial tiny: 1 epoch, small subset
+    python -m launchers.sweep --space FILE --smoke            # every trial tiny: 1 epoch, small subset,
+                                                              # into the experiment <name>-smoke
     python -m launchers.sweep --space FILE --resume           # continue the latest interrupted sweep
     python -m launchers.sweep --space FILE --resume auto      # continue it if there is one, else start
     python -m launchers.sweep --space FILE --address auto --storage s3://bucket/tune  # on a cluster
@@ -76,7 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="print the trials (or the space) with params and MACs; train nothing")
     p.add_argument("--smoke", action="store_true",
-                   help="shrink every trial (1 epoch, small subset) to check a space quickly")
+                   help="shrink every trial (1 epoch, small subset) to check a space quickly; "
+                        "its runs go to the experiment <experiment>-smoke (tagged "
+                        "resbench.smoke=true) unless --experiment or --set "
+                        "tracking.experiment=... names one")
+    p.add_argument("--experiment", metavar="NAME",
+                   help="MLflow experiment of the sweep (default: the file's tracking.experiment, "
+                        "else its name; with --smoke, that name + '-smoke')")
     p.add_argument("--resume", nargs="?", const="latest", metavar="SWEEP_DIR|auto",
                    help="continue an interrupted sweep: the latest one of this space, SWEEP_DIR, "
                         "or 'auto' (continue the latest unfinished sweep of this space under "
@@ -356,13 +363,24 @@ def check_data(space: Any) -> None:
     """Load the space's dataset once in the driver (local runs only: on a cluster the data may
     live on the workers). A missing or corrupt copy is then bad input (exit 2) before anything
     is written, and the decoded-dataset cache it fills serves every trial."""
+    import logging
+
     from bench.data import load_dataset
+    from bench.data import log as data_log
     from bench.errors import DataError
 
+    handler = logging.StreamHandler(sys.stderr)  # decoding progress of a first load
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    data_log.addHandler(handler)
+    level = data_log.level
+    data_log.setLevel(logging.INFO)
     try:
         load_dataset(space.dataset, "cpu")
     except DataError as exc:
         raise DataError(f"dataset {space.dataset.name!r}: {exc}") from None
+    finally:
+        data_log.removeHandler(handler)
+        data_log.setLevel(level)
 
 
 # --- planning -------------------------------------------------------------------------------------
@@ -470,24 +488,40 @@ def dry_run(space: Any, source: str, digest: str) -> list[str]:
             rows.append([spec.arch.label, ", ".join(f"{k}={v}" for k, v in a.items()),
                          human(c.params), human(c.macs), f"rejected: {reason}" if reason else "ok"])
             n_rej += bool(reason)
+        specs = [decode(space, {"sample": a}) for a in archs]
+        ok = [sp for sp, r in zip(specs, rows, strict=True) if r[-1] == "ok"]
+        est, timing = _estimates(space, ok)
+        per_arch = dict(zip((id(sp) for sp in ok), est, strict=True))
+        for sp, r in zip(specs, rows, strict=True):
+            r.append(_duration(per_arch.get(id(sp))))
         lines.append(f"  reachable architectures{' (first 200)' if cut else ''} "
                      f"(continuous axes at their ends); Optuna proposes the trials at run time:")
-        lines += _table(["arch", "sampled", "params", "MACs", "budget"], rows)
+        lines += _table(["arch", "sampled", "params", "MACs", "budget", "est. time"], rows)
+        known = [e for e in est if e is not None]
+        mean = sum(known) / len(known) if known else None
+        lines += _estimate_lines(space, [mean] * space.search.samples if mean else [], timing,
+                                 "each trial at the mean of the architectures")
         lines.append(f"dry run: {space.search.samples} trials proposed by {space.search.algorithm} "
                      f"over {len(archs)} architectures ({n_rej} over budget), "
                      f"{len(refs)} references")
         return lines
     rows = []
+    todo = [p for p in search if not p.rejected]
+    est, timing = _estimates(space, [p.spec for p in todo])
+    seconds = dict(zip((p.index for p in todo), est, strict=True))
     for p in search:
         sample = p.config["sample"]
         rows.append([str(p.index), p.spec.arch.label,
                      ", ".join(f"{k}={v}" for k, v in sample.items()) or "-",
                      human(p.params), human(p.macs),
-                     f"rejected: {p.rejected}" if p.rejected else "ok"])
+                     f"rejected: {p.rejected}" if p.rejected else "ok",
+                     _duration(seconds.get(p.index))])
         n_rej += bool(p.rejected)
     if rows:
         lines.append("  trials:")
-        lines += _table(["#", "arch", "sampled", "params", "MACs", "budget"], rows)
+        lines += _table(["#", "arch", "sampled", "params", "MACs", "budget", "est. time"], rows)
+        lines += _estimate_lines(space, [e for e in est if e is not None], timing,
+                                 "every trial trained fully")
     if refs:
         lines.append("  references:")
         lines += _table(["#", "model", "mode", "input", "params", "MACs"], [
@@ -497,6 +531,55 @@ def dry_run(space: Any, source: str, digest: str) -> list[str]:
     lines.append(f"dry run: {len(search)} trials ({n_rej} rejected by constraints, "
                  f"{len(search) - n_rej} to run), {len(refs)} references")
     return lines
+
+
+def _duration(seconds: float | None) -> str:
+    from bench.estimate import duration
+
+    return duration(seconds)
+
+
+def _estimates(space: Any, specs: list[Any]) -> tuple[list[float | None], str]:
+    """Estimated seconds of each trial spec on this machine (None where unknown) and what the
+    calibration did ('' when trials run on a GPU: no CPU estimate)."""
+    from bench.estimate import trial_estimates
+
+    if not specs or not _on_cpu(space):
+        return [None] * len(specs), ""
+    est, measured = trial_estimates(specs, space.resources.cpu, space.dataset.cache_dir)
+    archs = len({sp.arch for sp in specs})
+    how = (f"calibrated {measured} architecture(s) now, {archs - measured} cached"
+           if measured else f"{archs} architecture(s), calibration cached")
+    return [e.seconds for e in est], how
+
+
+def _on_cpu(space: Any) -> bool:
+    device = space.train.device
+    if device == "cpu":
+        return True
+    if device != "auto" or space.resources.gpu:
+        return False
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def _estimate_lines(space: Any, seconds: list[float], timing: str, basis: str) -> list[str]:
+    """The dry run's time estimate: per trial and the sweep's wall time on this machine."""
+    from bench.estimate import parallel_trials, total_seconds
+    from bench.measure import cpu_model
+
+    if not timing:
+        return ["  time estimate: none (trials run on a GPU; the calibration times this CPU)"]
+    if not seconds:
+        return ["  time estimate: none (the calibration could not time these architectures)"]
+    par = parallel_trials(space.search.max_concurrent, space.resources.cpu)
+    total = total_seconds(seconds, par)
+    early = "; at most: ASHA stops weak trials earlier" if space.scheduler.type != "none" else ""
+    return [f"  time estimate on this machine ({cpu_model()}, {par} trial(s) at a time, "
+            f"{timing}): per trial {_duration(min(seconds))}"
+            + (f" to {_duration(max(seconds))}" if max(seconds) > min(seconds) + 0.5 else "")
+            + f", sweep about {_duration(total)} ({basis}{early}; references not included)"]
 
 
 # --- the sweep ------------------------------------------------------------------------------------
@@ -556,7 +639,7 @@ def run(args: argparse.Namespace) -> int:
         state = {
             "sweep_id": sweep_id, "name": space.name, "space_hash": digest,
             "space_file": str(args.space), "argv": _argv(args), "tracking_uri": uri,
-            "experiment": space.experiment,
+            "experiment": experiment_name(args, space),
             "artifact_location": default_artifact_location(uri), "started": time.time(),
         }
         sweep_dir = _join(storage.rstrip("/"), sweep_id)
@@ -572,6 +655,24 @@ def run(args: argparse.Namespace) -> int:
         state["prescreen"] = screening.as_dict()
     search, refs = plan(space, state.get("prescreen"))  # before anything is written
     return execute(args, space, digest, state, sweep_dir, search, refs)
+
+
+SMOKE_SUFFIX = "-smoke"
+
+
+def experiment_name(args: argparse.Namespace, space: Any) -> str:
+    """The MLflow experiment of a new sweep: ``--experiment``, else the space's; a ``--smoke``
+    run goes to ``<that>-smoke`` (its tiny trials never sit beside real ones in a report)
+    unless the command line names the experiment (``--experiment`` or ``--set
+    tracking.experiment=...``)."""
+    if args.experiment:
+        if not args.experiment.strip():
+            raise ConfigError("must not be empty", "--experiment")
+        return args.experiment
+    named = any(s.split("=", 1)[0].strip() == "tracking.experiment" for s in args.set)
+    if args.smoke and not named:
+        return space.experiment + SMOKE_SUFFIX
+    return space.experiment
 
 
 def _screen(space: Any) -> Any:
@@ -631,6 +732,8 @@ def _argv(args: argparse.Namespace) -> list[str]:
         out += ["--set", s]
     if args.smoke:
         out.append("--smoke")
+    if args.experiment:
+        out += ["--experiment", args.experiment]
     return out
 
 
@@ -748,7 +851,8 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
         print(f"sweep {state['sweep_id']}: MLflow experiment {state['experiment']!r}, parent "
               f"run {parent}; Ray results in {redact_uri(sweep_dir)}", flush=True)
         target = rt.TrackingTarget(state["tracking_uri"], state["experiment"],
-                                   state["artifact_location"], parent, state["sweep_id"])
+                                   state["artifact_location"], parent, state["sweep_id"],
+                                   smoke=bool(args.smoke))
         rejected = [p for p in (search or []) if p.rejected]
         _record_rejected(tracker, target, space, rejected)
         points = None
@@ -773,7 +877,8 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
         for name, configs in jobs:
             path = _join(sweep_dir, name)
             callbacks = [rt.TrackingCallback(target, space),
-                         rt.ProgressCallback(space, name, args.progress_interval)]
+                         rt.ProgressCallback(space, name, args.progress_interval,
+                                             len(configs) if configs is not None else 0)]
             if args.resume and rt.can_restore(path):
                 tuner = rt.restore_tuner(path, space, gpu)
             else:
@@ -869,7 +974,7 @@ def _record_rejected(tracker: Any, target: Any, space: Any, rejected: list[Plann
         run_id, _ = tracker.trial_run(
             target.parent_id, trial_id, p.spec.arch.label, trial_params(space, p.config, p.spec),
             {"resbench.kind": "search", "resbench.label": p.spec.arch.label,
-             "resbench.sweep_id": target.sweep_id})
+             "resbench.sweep_id": target.sweep_id, **target.tags})
         tracker.end_trial(run_id, "rejected", {"params": p.params, "macs": p.macs},
                           error=p.rejected)
 
