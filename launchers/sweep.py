@@ -603,6 +603,8 @@ def run(args: argparse.Namespace) -> int:
     from bench.tracking import default_artifact_location, default_tracking_uri, repo_root
 
     space = load_space(args.space, args.set, smoke=args.smoke)
+    for warning in schedule_warnings(space):
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     digest = space_hash(space)
     space = dataclasses.replace(space, dataset=_absolute(resolve_paths(space.dataset, os.environ)))
     if args.dry_run:
@@ -673,6 +675,28 @@ def experiment_name(args: argparse.Namespace, space: Any) -> str:
     if args.smoke and not named:
         return space.experiment + SMOKE_SUFFIX
     return space.experiment
+
+
+def schedule_warnings(space: Any) -> list[str]:
+    """The trainer's warnings about a schedule too long for the epochs, for the space's recipe
+    and for every value an axis may give ``train.epochs`` (--smoke's one epoch is expected)."""
+    import dataclasses as dc
+
+    from bench.trainer import schedule_warnings as of_train
+
+    epochs, warmups = {space.train.epochs}, {space.train.warmup_epochs}
+    for name, axis in space.space.items():
+        if axis.target(name) == "train.epochs" and axis.values:
+            epochs |= {int(v) for v in axis.values}
+        if axis.target(name) == "train.warmup_epochs" and axis.values:
+            warmups |= {float(v) for v in axis.values}
+    out: list[str] = []
+    for n in sorted(epochs):
+        for w in sorted(warmups):
+            if n > 1:
+                train = dc.replace(space.train, epochs=n, warmup_epochs=w)
+                out += [m for m in of_train(train) if m not in out]
+    return out
 
 
 def _screen(space: Any) -> Any:

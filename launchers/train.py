@@ -210,6 +210,10 @@ def run(args: argparse.Namespace) -> int:
             torch.save(checkpoint(), buf)
             write_atomic(args.checkpoint, buf.getvalue())
 
+    from bench.trainer import schedule_warnings
+
+    for warning in schedule_warnings(spec.train):
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     if not args.quiet:
         print(f"trial {spec.name or spec.arch.label} on {spec.data.name}", file=sys.stderr, flush=True)
     result = train(spec, report=report, resume=resume)

@@ -145,3 +145,27 @@ def test_train_prints_a_summary_and_the_json_on_request(tmp_path, capsys):
     assert printed[-1] == f"  full result: {out}"
     result = json.loads(out.read_text())
     assert result["status"] == "completed" and "history" in result and "spec" in result
+
+
+# --- schedules of shortened runs ----------------------------------------------------------------
+
+
+def test_shortened_step_schedule_warns_in_sweep_and_train(sweep, tmp_path, capsys):
+    from launchers.train import main
+
+    space = space_file(tmp_path, "short", train={**TINY["train"], "epochs": 40,
+                                                 "schedule": "step", "warmup_epochs": 1.0})
+    rc, out, err = sweep(space, "--dry-run")
+    assert rc == 0, err
+    assert "warning" not in err  # 40 epochs: what the step schedule is made for
+    rc, out, err = sweep(space, "--dry-run", "--set", "train.epochs=4")
+    assert rc == 0, err
+    assert "warning: train.schedule step at 4 epochs" in err and "after epoch 2" in err
+    assert "train.schedule=cosine" in err
+    assert "warning: train.warmup_epochs 1 of 4 epochs: 25%" in err
+    rc = main(["--arch", "resnet8", "--set", "arch.width=4", "--set", "data.subset=100",
+               "--set", "data.image_size=8", "--set", "train.epochs=2", "--set",
+               "train.schedule=step", "--set", "train.device=cpu", "--set", "train.threads=1",
+               "--quiet"])
+    assert rc == 0
+    assert "warning: train.schedule step at 2 epochs" in capsys.readouterr().err
