@@ -310,6 +310,11 @@ def _cifar_loader(name: str) -> Loader:
         if folder is None:
             base = spec.root or spec.cache_dir
             if not spec.download or base is None:
+                if spec.root and _is_class_tree(Path(spec.root).expanduser()):
+                    raise DataError(
+                        f"{name}: {spec.root} is a class-folder tree (train/<class>/ images), not "
+                        f"torchvision's {cls.base_folder}/ format; load it with data.name="
+                        "imagefolder (same data.root)")
                 tried = f"{Path(spec.root) / cls.base_folder}" if spec.root else "nothing (data.root is unset)"
                 raise DataError(
                     f"{name}: no local copy found; looked for {tried}. Fix: point data.root (or the "
@@ -332,6 +337,15 @@ def _cifar_loader(name: str) -> Loader:
         return RawData(train_x, train_y, test_x, test_y, classes)
 
     return load
+
+
+def _is_class_tree(root: Path) -> bool:
+    """Whether ``root`` looks like what ``imagefolder`` reads: ``train/`` with class folders."""
+    train = root / "train"
+    try:
+        return train.is_dir() and any(e.is_dir() for e in os.scandir(train))
+    except OSError:
+        return False
 
 
 def _find_cifar(base_folder: str, probe: str, spec: DataSpec) -> Path | None:

@@ -8,6 +8,7 @@
     python -m launchers.sweep --space FILE --resume auto      # continue it if there is one, else start
     python -m launchers.sweep --space FILE --address auto --storage s3://bucket/tune  # on a cluster
     python -m launchers.sweep --space FILE --set train.epochs=3 --set search.num_samples=4
+    python -m launchers.sweep --space FILE --set 'space["train.lr"].choice=[0.05,0.1]' --unset space.skip
     python -m launchers.sweep --schema > search-space.schema.json
 
 Exit codes: 0 success, 1 the sweep failed (a trial crashed or Ray failed), 2 bad input (one
@@ -73,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--space", metavar="FILE", help="search-space YAML (see search_spaces/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a key of the file, e.g. train.epochs=3 (repeatable)")
+                   help="override a key of the file, e.g. train.epochs=3 (repeatable); a name "
+                        "with dots is quoted: 'space[\"train.lr\"].choice=[0.1,0.2]'")
+    p.add_argument("--unset", action="append", default=[], metavar="KEY",
+                   help="remove a key of the file before the --set overrides, e.g. "
+                        "space.skip or 'space[\"train.warmup_epochs\"]' (repeatable)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the trials (or the space) with params and MACs; train nothing")
     p.add_argument("--smoke", action="store_true",
@@ -376,8 +381,13 @@ def check_data(space: Any) -> None:
     data_log.setLevel(logging.INFO)
     try:
         load_dataset(space.dataset, "cpu")
-    except DataError as exc:
-        raise DataError(f"dataset {space.dataset.name!r}: {exc}") from None
+    except DataError as exc:  # keys as the space file spells them (dataset.root, not data.root)
+        text = re.sub(r"\bdata\.(?=[a-z_])", "dataset.", str(exc))
+        raise DataError(f"dataset {space.dataset.name!r}: {text}") from None
+    except ConfigError as exc:
+        path = re.sub(r"^data\.", "dataset.", exc.path)
+        raise ConfigError(re.sub(r"\bdata\.(?=[a-z_])", "dataset.", exc.detail), path,
+                          exc.source) from None
     finally:
         data_log.removeHandler(handler)
         data_log.setLevel(level)
@@ -602,7 +612,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.space import load_space, space_hash
     from bench.tracking import default_artifact_location, default_tracking_uri, repo_root
 
-    space = load_space(args.space, args.set, smoke=args.smoke)
+    space = load_space(args.space, args.set, smoke=args.smoke, unset=args.unset)
     for warning in schedule_warnings(space):
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     digest = space_hash(space)
@@ -752,6 +762,8 @@ def _absolute(data: Any) -> Any:
 
 def _argv(args: argparse.Namespace) -> list[str]:
     out = ["--space", str(args.space)]
+    for s in args.unset:
+        out += ["--unset", s]
     for s in args.set:
         out += ["--set", s]
     if args.smoke:
@@ -1091,6 +1103,8 @@ def summarize(space: Any, found: list[Any], top: int) -> tuple[list[str], dict[s
                      f"fully trained trials only): {len(front)} of {len(full)}")
         if front:
             lines += _table(headers, [row(o) for o in front])
+    if space.search.repeats > 1:
+        lines += repeats_table(space, search, has)
     refs = [o for o in found if o.kind == "reference"]
     if refs:
         ref_cols = [c for c in ["val_acc", "test_acc", "params", "macs", "infer_img_per_s",
@@ -1118,6 +1132,70 @@ def summarize(space: Any, found: list[Any], top: int) -> tuple[list[str], dict[s
     if len(objectives) > 1:
         metrics["pareto_size"] = float(len(front))
     return lines, metrics, best
+
+
+def repeats_table(space: Any, search: list[Any], has: Any) -> list[str]:
+    """``search.repeats``: each configuration's completed seeds as mean +- std (sample std) of
+    the primary objective and the test accuracy, beside the noise of one evaluation: the
+    binomial standard error of an accuracy on the split's size."""
+    import statistics
+
+    from bench.estimate import split_sizes
+    from bench.space import REPEAT_KEY, sample_of
+    from bench.tune import fmt
+
+    metric, mode = space.search.primary
+    groups: dict[str, list[Any]] = {}
+    labels: dict[str, str] = {}
+    for o in search:
+        rest = {k: v for k, v in sample_of(o.config).items() if k != REPEAT_KEY}
+        key = json.dumps(rest, sort_keys=True, default=str)
+        labels[key] = f"{o.label} ({', '.join(f'{k}={v}' for k, v in rest.items())})" \
+            if any(not space.is_arch_axis(k) for k in rest if k in space.space) else o.label
+        if o.status == "completed":
+            groups.setdefault(key, []).append(o)
+        else:
+            groups.setdefault(key, [])
+    d = space.dataset
+    train_n, test_n = split_sizes(d)
+    used = d.subset or train_n
+    n_split = {"val_acc": round(d.val_fraction * used), "test_acc": d.test_subset or test_n}
+    cols = list(dict.fromkeys([metric, "test_acc"]))
+
+    def cell(values: list[float]) -> str:
+        if not values:
+            return "-"
+        if len(values) == 1:
+            return f"{fmt(values[0])} (1 seed)"
+        return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+    def se(key: str, values: list[float]) -> str:
+        n = n_split.get(key)
+        if not values or not n or not key.endswith("_acc"):
+            return ""
+        p = min(max(statistics.fmean(values) / 100.0, 0.0), 1.0)
+        return f"{100.0 * (p * (1 - p) / n) ** 0.5:.2f}"
+
+    def mean_of(key: str) -> float:
+        values = [o.metrics[metric] for o in groups[key] if has(o, metric)]
+        if not values:
+            return float("-inf")
+        return statistics.fmean(values) * (1 if mode == "max" else -1)
+
+    rows = []
+    for key in sorted(groups, key=mean_of, reverse=True):
+        row = [labels[key], f"{len(groups[key])}/{space.search.repeats}"]
+        for c in cols:
+            values = [float(o.metrics[c]) for o in groups[key] if has(o, c)]
+            row += [cell(values), se(c, values)]
+        rows.append(row)
+    headers = ["configuration", "seeds"]
+    for c in cols:
+        headers += [f"{c} mean ± std", f"{c} SE (n={n_split.get(c, '?')})"]
+    out = [f"\nper configuration over {space.search.repeats} seeds (completed trials; SE: the "
+           "binomial standard error of one accuracy on that many images, the noise of a single "
+           "evaluation):"]
+    return out + _table(headers, rows)
 
 
 def _csv(space: Any, found: list[Any]) -> str:

@@ -169,3 +169,78 @@ def test_shortened_step_schedule_warns_in_sweep_and_train(sweep, tmp_path, capsy
                "--quiet"])
     assert rc == 0
     assert "warning: train.schedule step at 2 epochs" in capsys.readouterr().err
+
+
+# --- --set / --unset on dotted names, search.repeats ------------------------------------------
+
+
+def test_set_addresses_dotted_axes_and_unset_removes_keys(sweep, tmp_path):
+    space = space_file(tmp_path, "dotted", space={"train.warmup_epochs": {"choice": [0.0, 1.0]},
+                                                  "skip": {"grid": ["identity", "none"]}},
+                       search={"algorithm": "grid"})
+    space.write_text(space.read_text().replace("choice: [0.0, 1.0]", "grid: [0.0, 1.0]")
+                     .replace("choice:\n    - 0.0\n    - 1.0", "grid:\n    - 0.0\n    - 1.0"))
+    for key in ('space["train.warmup_epochs"].grid=[0.5]', "space.'train.warmup_epochs'.grid=[0.5]",
+                "space.train.warmup_epochs.grid=[0.5]"):  # the last: the file's axis, found
+        rc, out, err = sweep(space, "--dry-run", "--set", key)
+        assert rc == 0, err
+        assert "train.warmup_epochs  grid [0.5]" in out and "dry run: 2 trials" in out, key
+    rc, out, err = sweep(space, "--dry-run", "--unset", "space.skip")
+    assert rc == 0, err
+    assert "dry run: 2 trials" in out and "skip" not in out.split("axes:")[1].split("trials:")[0]
+    rc, out, err = sweep(space, "--dry-run", "--unset", 'space["train.warmup_epochs"]',
+                         "--unset", "space.skip")
+    assert rc == 0, err
+    assert "dry run: 1 trials" in out
+    rc, out, err = sweep(space, "--dry-run", "--unset", "space.depth")
+    assert rc == 2
+    assert "cannot unset 'space.depth': no 'depth' under space" in err
+    assert "train.warmup_epochs" in err  # the keys that are there
+
+
+def test_repeats_train_each_configuration_with_seeds_mean_std(ray_session, sweep, tmp_path):
+    space = space_file(tmp_path, "seeds", space={"skip": {"grid": ["identity", "none"]}},
+                       search={"algorithm": "grid", "repeats": 2})
+    rc, out, err = sweep(space, "--dry-run")
+    assert rc == 0, err
+    assert "dry run: 4 trials" in out and "train.seed=1" in out
+    rc, out, err = sweep(space)
+    assert rc == 0, err
+    _, children = sweep.runs("seeds")
+    assert len(children) == 4
+    assert sorted(children["params.train.seed"]) == ["0", "0", "1", "1"]
+    assert "per configuration over 2 seeds" in out
+    table = out.split("per configuration over 2 seeds")[1].splitlines()
+    assert "val_acc mean ± std" in table[1] and "SE (n=60)" in table[1]
+    rows = [ln for ln in table[2:4]]
+    assert all(" 2/2 " in r and " ± " in r for r in rows), rows
+    for label in ("resnet8-identity-w4", "plain8-w4"):
+        accs = children[children["tags.resbench.label"] == label]["metrics.val_acc"]
+        row = next(r for r in rows if r.strip().startswith(label + " "))
+        assert f"{accs.mean():.2f} ± {accs.std():.2f}" in row
+    # Optuna proposes one seed per trial: repeats is refused there
+    bad = space_file(tmp_path, "seeds-tpe", space={"skip": {"choice": ["identity", "none"]}},
+                     search={"algorithm": "optuna_tpe", "repeats": 2})
+    rc, out, err = sweep(bad, "--dry-run")
+    assert rc == 2 and "search.repeats: repeats needs algorithm grid or random" in err
+
+
+# --- class-folder trees -----------------------------------------------------------------------
+
+
+def test_cifar10_on_a_class_folder_tree_suggests_imagefolder(sweep, tmp_path, make_imagefolder):
+    root = tmp_path / "jpeg"
+    make_imagefolder(root, classes=[f"c{i}" for i in range(3)], per_class=6, test_per_class=2,
+                     size=8)
+    space = space_file(tmp_path, "folders", dataset={"name": "cifar10", "root": str(root)})
+    rc, out, err = sweep(space)
+    assert rc == 2
+    assert "class-folder tree" in err and "dataset.name=imagefolder" in err
+    assert "data.root" not in err and "data.name" not in err
+    # the suggestion works as written
+    rc, out, err = sweep(space, "--dry-run", "--set", "dataset.name=imagefolder",
+                         "--set", "dataset.subset=null", "--set", "dataset.test_subset=null")
+    assert rc == 0, err
+    missing = space_file(tmp_path, "nofolder", dataset={"name": "imagefolder"})
+    rc, out, err = sweep(missing)
+    assert rc == 2 and "needs dataset.root" in err and "data.root" not in err

@@ -141,7 +141,7 @@ def test_quickstart_sized_sweep_end_to_end(ray_session, sweep):
     rc, out, err = sweep(
         REPO / "search_spaces" / "quickstart.yaml", "--set", "dataset.subset=300",
         "--set", "dataset.image_size=8", "--set", "train.epochs=3", "--set", "arch.width=4",
-        "--set", "search.num_samples=4", "--set", "scheduler.grace_period=1",
+        "--set", "search.repeats=1", "--set", "space.depth.grid=[8,20]",
         "--set", "train.test_every=1")
     assert rc == 0, err
     assert f"mlflow ui --backend-store-uri {sweep.uri}" in out
