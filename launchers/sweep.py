@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "space.skip or 'space[\"train.warmup_epochs\"]' (repeatable)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the trials (or the space) with params and MACs; train nothing")
+    p.add_argument("--estimate", action=argparse.BooleanOptionalAction, default=True,
+                   help="--dry-run: estimate each trial's time from a short, cached "
+                        "calibration of its architecture (default on)")
     p.add_argument("--smoke", action="store_true",
                    help="shrink every trial (1 epoch, small subset) to check a space quickly; "
                         "its runs go to the experiment <experiment>-smoke (tagged "
@@ -476,7 +479,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
-def dry_run(space: Any, source: str, digest: str) -> list[str]:
+def dry_run(space: Any, source: str, digest: str, estimate: bool = True) -> list[str]:
     from bench.space import architectures, human
 
     screening = _screen(space)
@@ -500,7 +503,7 @@ def dry_run(space: Any, source: str, digest: str) -> list[str]:
             n_rej += bool(reason)
         specs = [decode(space, {"sample": a}) for a in archs]
         ok = [sp for sp, r in zip(specs, rows, strict=True) if r[-1] == "ok"]
-        est, timing = _estimates(space, ok)
+        est, timing = _estimates(space, ok, estimate)
         per_arch = dict(zip((id(sp) for sp in ok), est, strict=True))
         for sp, r in zip(specs, rows, strict=True):
             r.append(_duration(per_arch.get(id(sp))))
@@ -517,7 +520,7 @@ def dry_run(space: Any, source: str, digest: str) -> list[str]:
         return lines
     rows = []
     todo = [p for p in search if not p.rejected]
-    est, timing = _estimates(space, [p.spec for p in todo])
+    est, timing = _estimates(space, [p.spec for p in todo], estimate)
     seconds = dict(zip((p.index for p in todo), est, strict=True))
     for p in search:
         sample = p.config["sample"]
@@ -549,12 +552,17 @@ def _duration(seconds: float | None) -> str:
     return duration(seconds)
 
 
-def _estimates(space: Any, specs: list[Any]) -> tuple[list[float | None], str]:
+def _estimates(space: Any, specs: list[Any], enabled: bool = True
+               ) -> tuple[list[float | None], str]:
     """Estimated seconds of each trial spec on this machine (None where unknown) and what the
-    calibration did ('' when trials run on a GPU: no CPU estimate)."""
+    calibration did ('' when trials run on a GPU: no CPU estimate; 'off': --no-estimate)."""
     from bench.estimate import trial_estimates
 
-    if not specs or not _on_cpu(space):
+    if not enabled:
+        return [None] * len(specs), "off"
+    if not specs:
+        return [], "nothing to train"
+    if not _on_cpu(space):
         return [None] * len(specs), ""
     est, measured = trial_estimates(specs, space.resources.cpu, space.dataset.cache_dir)
     archs = len({sp.arch for sp in specs})
@@ -579,6 +587,8 @@ def _estimate_lines(space: Any, seconds: list[float], timing: str, basis: str) -
     from bench.estimate import parallel_trials, total_seconds
     from bench.measure import cpu_model
 
+    if timing in ("off", "nothing to train"):
+        return [f"  time estimate: {'off (--no-estimate)' if timing == 'off' else 'none (nothing to train)'}"]
     if not timing:
         return ["  time estimate: none (trials run on a GPU; the calibration times this CPU)"]
     if not seconds:
@@ -618,7 +628,7 @@ def run(args: argparse.Namespace) -> int:
     digest = space_hash(space)
     space = dataclasses.replace(space, dataset=_absolute(resolve_paths(space.dataset, os.environ)))
     if args.dry_run:
-        print("\n".join(dry_run(space, args.space, digest)))
+        print("\n".join(dry_run(space, args.space, digest, args.estimate)))
         return 0
 
     root = repo_root()

@@ -459,7 +459,7 @@ def test_shipped_space_dry_run_and_smoke(ray_session, sweep, tmp_path, make_cifa
         # smaller still than --smoke's own 128 / 64 images, and two trials at a time: CI speed
         extra += ["--set", f"dataset.root={tmp_path / 'cifar'}", "--set", "dataset.subset=40",
                  "--set", "dataset.test_subset=20", "--set", "resources.cpu=1"]
-    rc, out, err = sweep(path, "--dry-run", *extra)
+    rc, out, err = sweep(path, "--dry-run", "--no-estimate", *extra)
     assert rc == 0, err
     assert "dry run: " in out
     rc, out, err = sweep(path, "--smoke", *extra)
