@@ -9,6 +9,7 @@ tuple[X, ...], list[X], dict[str, X] and nested dataclasses.
 from __future__ import annotations
 
 import dataclasses
+import re
 import reprlib
 import types
 from collections.abc import Iterable, Mapping
@@ -306,11 +307,24 @@ def flatten(data: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[s
     return out
 
 
+def _split_assignment(text: str) -> tuple[str, str]:
+    """``key=value`` at the first ``=`` outside quotes (a quoted key part may hold one)."""
+    quote = ""
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "=":
+            return text[:i], text[i + 1:]
+    return text.split("=", 1)[0], text.split("=", 1)[1]
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``"train.lr=0.1"`` -> ``("train.lr", 0.1)``; the value is read as YAML (so lists work)."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not of the form key=value")
-    key, raw = text.split("=", 1)
+    key, raw = _split_assignment(text)
     key = key.strip()
     if not key:
         raise ConfigError(f"override {text!r} has an empty key")
@@ -321,15 +335,84 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+_KEY_PART = re.compile(r"""\["([^"]*)"\]|\['([^']*)'\]|"([^"]*)"|'([^']*)'|([^.\["']+)""")
+
+
+def split_key(key: str) -> list[str]:
+    """``a.b.c`` -> ``[a, b, c]``; a part holding dots is quoted or bracketed:
+    ``space."train.lr".choice``, ``space["train.lr"].choice`` -> ``[space, train.lr, choice]``."""
+    parts, pos = [], 0
+    while pos < len(key):
+        m = _KEY_PART.match(key, pos)
+        if not m:
+            raise ConfigError(f"cannot read key {key!r} at {key[pos:]!r}; write a name with "
+                              'dots as space["train.lr"] or space."train.lr"')
+        parts.append(next(g for g in m.groups() if g is not None))
+        pos = m.end()
+        if pos < len(key):
+            if key[pos] == ".":
+                pos += 1
+                if pos == len(key):
+                    raise ConfigError(f"key {key!r} ends with a dot")
+            elif key[pos] != "[":
+                raise ConfigError(f"cannot read key {key!r} at {key[pos:]!r}")
+    if not parts or any(p == "" for p in parts):
+        raise ConfigError(f"key {key!r} has an empty part")
+    return parts
+
+
+def _existing(data: Mapping[str, Any], parts: list[str]) -> list[str]:
+    """``parts`` with runs joined back where the mapping has a key with dots: an unquoted
+    ``space.train.lr.choice`` finds the axis ``train.lr`` the file already has."""
+    out: list[str] = []
+    node: Any = data
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        if isinstance(node, Mapping) and part not in node:
+            for j in range(len(parts), i + 1, -1):  # the longest dotted key that is there
+                joined = ".".join(parts[i:j])
+                if joined in node:
+                    part, i = joined, j - 1
+                    break
+        out.append(part)
+        node = node.get(part) if isinstance(node, Mapping) else None
+        i += 1
+    return out
+
+
+def remove_keys(data: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """A deep copy of ``data`` without each key (``split_key`` paths); a key that is not there
+    is an error naming the keys that are."""
+    import copy
+
+    out = copy.deepcopy(dict(data))
+    for key in keys:
+        parts = _existing(out, split_key(key.strip()))
+        node: Any = out
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                where = ".".join(parts[:i]) or "the top level"
+                have = ", ".join(sorted(map(str, node))) if isinstance(node, dict) else "none"
+                raise ConfigError(f"cannot unset {key!r}: no {part!r} under {where} (keys "
+                                  f"there: {have})")
+            if i == len(parts) - 1:
+                del node[part]
+            else:
+                node = node[part]
+    return out
+
+
 def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """A deep copy of ``data`` with each ``key.path=value`` set (intermediate mappings created)."""
+    """A deep copy of ``data`` with each ``key.path=value`` set (intermediate mappings created;
+    a part holding dots is quoted: ``space."train.lr".choice=[0.1]``)."""
     import copy
 
     out = copy.deepcopy(dict(data))
     for text in overrides:
         key, value = parse_override(text)
         node = out
-        parts = key.split(".")
+        parts = _existing(out, split_key(key))
         for i, part in enumerate(parts[:-1]):
             child = node.get(part)
             if child is None:
@@ -414,5 +497,7 @@ __all__ = [
     "json_schema",
     "parse",
     "parse_override",
+    "remove_keys",
+    "split_key",
     "to_dict",
 ]

@@ -17,8 +17,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import logging
 import os
 import pickle
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +39,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".w
 DATA_ENV = "RESBENCH_DATA"  # read by launchers only, through resolve_paths
 CACHE_ENV = "RESBENCH_CACHE"
 _CACHE_VERSION = 1
+# Decoding progress goes to this logger (launchers show it on stderr), every few seconds.
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 5.0
 
 
 # Bounds of what one process can hold: a larger side or a synthetic set cannot fit in memory.
@@ -332,6 +337,11 @@ def _cifar_loader(name: str) -> Loader:
         if folder is None:
             base = spec.root or spec.cache_dir
             if not spec.download or base is None:
+                if spec.root and _is_class_tree(Path(spec.root).expanduser()):
+                    raise DataError(
+                        f"{name}: {spec.root} is a class-folder tree (train/<class>/ images), not "
+                        f"torchvision's {cls.base_folder}/ format; load it with data.name="
+                        "imagefolder (same data.root)")
                 tried = f"{Path(spec.root) / cls.base_folder}" if spec.root else "nothing (data.root is unset)"
                 raise DataError(
                     f"{name}: no local copy found; looked for {tried}. Fix: point data.root (or the "
@@ -354,6 +364,15 @@ def _cifar_loader(name: str) -> Loader:
         return RawData(train_x, train_y, test_x, test_y, classes)
 
     return load
+
+
+def _is_class_tree(root: Path) -> bool:
+    """Whether ``root`` looks like what ``imagefolder`` reads: ``train/`` with class folders."""
+    train = root / "train"
+    try:
+        return train.is_dir() and any(e.is_dir() for e in os.scandir(train))
+    except OSError:
+        return False
 
 
 def _find_cifar(base_folder: str, probe: str, spec: DataSpec) -> Path | None:
@@ -521,7 +540,21 @@ def _decode_all(paths: list[str], size: int | None, like: np.ndarray | None = No
         shape = like.shape[1:] if like is not None else (3, size or 1, size or 1)
         return np.zeros((0, *shape), dtype=np.uint8)
     with ThreadPoolExecutor(max_workers=min(32, os.cpu_count() or 1)) as pool:
-        arrays = list(pool.map(lambda p: _decode_one(p, size), paths, chunksize=256))
+        arrays = []
+        start = last = time.monotonic()
+        folder = Path(paths[0]).parent.parent
+        for arr in pool.map(lambda p: _decode_one(p, size), paths, chunksize=256):
+            arrays.append(arr)
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY_S:  # a first decode can take a minute: say so
+                last = now
+                n = len(arrays)
+                log.info("decoding %s: %d/%d images (%d%%), %.0f s, about %.0f s left", folder,
+                         n, len(paths), 100 * n // len(paths), now - start,
+                         (now - start) * (len(paths) - n) / n)
+        if last > start:
+            log.info("decoded %s: %d images in %.0f s (cached for the next runs)", folder,
+                     len(paths), time.monotonic() - start)
     first = arrays[0].shape
     for path, arr in zip(paths, arrays, strict=True):
         if arr.shape != first:

@@ -231,8 +231,17 @@ class Search:
     prescreen: Prescreen | None = doc(
         "score a pool of untrained networks with a zero-cost proxy and train only the best "
         "(grid / random: exactly keep trials; Optuna: the best enqueued first)", default=None)
+    repeats: int = doc(
+        "grid / random: train each sampled configuration with this many seeds (train.seed, "
+        "train.seed + 1, ...); the summary shows mean +- std over them", default=1)
 
     def __post_init__(self) -> None:
+        if not 1 <= self.repeats <= MAX_REPEATS:
+            raise ConfigError(f"must be in 1..{MAX_REPEATS}, got {self.repeats}", "repeats")
+        if self.repeats > 1 and self.algorithm.startswith("optuna"):
+            raise ConfigError(
+                "repeats needs algorithm grid or random (Optuna proposes each trial from the "
+                "results so far, one seed each)", "repeats")
         if not self.objectives:
             raise ConfigError("needs at least one objective, e.g. {val_acc: max}", "objectives")
         for name in self.objectives:
@@ -534,6 +543,9 @@ def _check_search(space: SearchSpace) -> None:
             f"every epoch here; put a per-epoch metric first ({', '.join(EPOCH_METRICS[:6])})",
             f"search.objectives.{primary}")
     _check_mo_asha(space)
+    if search.repeats > 1 and any(a.target(n) == REPEAT_KEY for n, a in axes.items()):
+        raise ConfigError(f"search.repeats sets {REPEAT_KEY} itself; remove the axis that "
+                          "samples it (or set repeats: 1)", "search.repeats")
     if space.scheduler.type != "none" and space.scheduler.grace_period >= space.train.epochs:
         raise ConfigError(
             f"grace_period {space.scheduler.grace_period} must be below train.epochs "
@@ -600,10 +612,17 @@ def from_dict(data: Mapping[str, Any], source: str = "") -> SearchSpace:
     return space
 
 
-def load_space(path: str | Path, overrides: Sequence[str] = (), smoke: bool = False
-               ) -> SearchSpace:
-    """Read, override (``key.path=value``), validate and optionally shrink a space file."""
+def load_space(path: str | Path, overrides: Sequence[str] = (), smoke: bool = False,
+               unset: Sequence[str] = ()) -> SearchSpace:
+    """Read, remove keys (``unset``), override (``key.path=value``), validate and optionally
+    shrink a space file."""
+    from bench.config import remove_keys
+
     data = read_yaml(path)
+    try:
+        data = remove_keys(data, unset)
+    except ConfigError as exc:
+        raise exc.at(source=f"{path} (--unset)") from None
     try:
         data = apply_overrides(data, overrides)
     except ConfigError as exc:
@@ -813,12 +832,22 @@ def is_measure_only(space: SearchSpace, config: Mapping[str, Any]) -> bool:
     return "reference" in config and not reference_of(space, config).train
 
 
+REPEAT_KEY = "train.seed"  # what search.repeats varies, as a sampled key of each trial
+MAX_REPEATS = 100
+
+
 def search_configs(space: SearchSpace) -> list[dict[str, Any]]:
     """Ray trial configs of a grid / random search: none when the file has neither ``space`` nor
-    ``arch`` (a references-only file), one trial when only ``arch`` is given."""
+    ``arch`` (a references-only file), one trial when only ``arch`` is given; with
+    ``search.repeats`` N, each sample N times with seeds ``train.seed`` + 0..N-1."""
     if not space.space and not space.arch:
         return []
-    return [{"sample": s} for s in enumerate_samples(space)]
+    samples = enumerate_samples(space)
+    n = space.search.repeats
+    if n == 1:
+        return [{"sample": s} for s in samples]
+    seed = space.train.seed
+    return [{"sample": {**s, REPEAT_KEY: seed + k}} for s in samples for k in range(n)]
 
 
 def reference_configs(space: SearchSpace) -> list[dict[str, Any]]:
@@ -939,6 +968,8 @@ def shrink(space: SearchSpace) -> SearchSpace:
         if pre is None or search.algorithm != "random":
             changes["num_samples"] = min(search.samples, 2)
         search = dataclasses.replace(search, **changes)
+    if search.repeats > 1:  # one seed: the code path, not the spread
+        search = dataclasses.replace(search, repeats=1)
     refs = tuple(dataclasses.replace(r, input_size=min(r.input_size or SMOKE_SIZE, SMOKE_SIZE))
                  for r in space.references)
     return dataclasses.replace(

@@ -404,6 +404,12 @@ class TrackingTarget:
     artifact_location: str | None
     parent_id: str
     sweep_id: str
+    smoke: bool = False  # a --smoke sweep: its children carry resbench.smoke=true too
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags every child run of the sweep carries."""
+        return {"resbench.smoke": str(bool(self.smoke)).lower()}
 
     def __post_init__(self) -> None:
         shown = redact_uri(self.uri)
@@ -477,7 +483,7 @@ class TrackingCallback(Callback):
         if entry is None:
             spec = decode(self.space, config)
             tags = {"resbench.kind": trial_kind(config), "resbench.label": spec.arch.label,
-                    "resbench.sweep_id": self.target.sweep_id}
+                    "resbench.sweep_id": self.target.sweep_id, **self.target.tags}
             if path:
                 tags["resbench.trial_path"] = path
             params = trial_params(self.space, config, spec)
@@ -560,20 +566,31 @@ class ProgressCallback(Callback):
     """A compact live view: one line per finished trial and, every ``interval_s``, a table of
     trial states, running trials and the best value so far."""
 
-    def __init__(self, space: SearchSpace, title: str, interval_s: float = 15.0) -> None:
+    def __init__(self, space: SearchSpace, title: str, interval_s: float = 15.0,
+                 total: int = 0) -> None:
         self.space = space
         self.title = title
+        self.total = total  # trials the job runs when known up front (grid, random, references)
         self.interval_s = interval_s
         self._last = 0.0
         self._labels: dict[str, str] = {}
         self._latest: dict[str, dict[str, Any]] = {}
         self._best: tuple[float, str] | None = None
         self._done = 0
+        self._start = 0.0  # monotonic time of the first step this driver saw
+        self._started: dict[str, float] = {}  # trial id -> when it started
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_last=0.0, _labels={}, _latest={}, _best=None, _done=0)
+        state.update(_last=0.0, _labels={}, _latest={}, _best=None, _done=0, _start=0.0,
+                     _started={})
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"_start": 0.0, "_started": {}, "total": 0, **state})
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._started[trial.trial_id] = time.monotonic()
 
     def _label(self, trial: Any) -> str:
         if trial.trial_id not in self._labels:
@@ -598,7 +615,7 @@ class ProgressCallback(Callback):
         if better:
             self._best = (value, self._label(trial))
 
-    def _line(self, trial: Any, status: str) -> None:
+    def _line(self, trial: Any, status: str, trials: list | None = None) -> None:
         self._done += 1
         result = trial.last_result or {}
         parts = [f"[{self.title}] {trial.trial_id} {self._label(trial)}: {status}"]
@@ -610,16 +627,22 @@ class ProgressCallback(Callback):
                 parts.append(f"{key} {fmt(result[key])}")
         if result.get(MESSAGE_KEY):
             parts.append(f"({result[MESSAGE_KEY]})")
+        if trials and self._start:
+            # Tune marks the trial finished after this call: count it as such.
+            done = [t if t is not trial else _Finished(t) for t in trials]
+            parts.append(f"| {self.timing(done)}")
         print("  ".join(parts), flush=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._line(trial, status_of(trial.last_result, False, early_stopping(self.space)))
+        self._line(trial, status_of(trial.last_result, False, early_stopping(self.space)), trials)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._line(trial, "failed: " + (error_text(trial).splitlines() or ["?"])[0])
+        self._line(trial, "failed: " + (error_text(trial).splitlines() or ["?"])[0], trials)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         now = time.monotonic()
+        if not self._start:
+            self._start = now
         if now - self._last < self.interval_s:
             return
         if self._last == 0.0:
@@ -635,15 +658,62 @@ class ProgressCallback(Callback):
         metric, _ = self.space.search.primary
         state = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
         best = f"best {metric} {fmt(self._best[0])} ({self._best[1]})" if self._best else "best: -"
-        lines = [f"[{self.title}] {len(trials)} trials: {state}; {best}"]
+        lines = [f"[{self.title}] {len(trials)} trials: {state}; {best}",
+                 f"[{self.title}] {self.timing(trials)}"]
+        now = time.monotonic()
         for t in trials:
             if t.status != "RUNNING":
                 continue
             r = self._latest.get(t.trial_id, {})
-            epoch = f"epoch {int(r['epoch'])}/{self.space.train.epochs}" if r.get("epoch") else "starting"
+            since = self._started.get(t.trial_id)
+            wait = f" {duration(now - since)}" if since else ""
+            epoch = (f"epoch {int(r['epoch'])}/{self.space.train.epochs}" if r.get("epoch")
+                     else f"loading data{wait}")
             value = f"{metric} {fmt(r[metric])}" if metric in r else ""
             lines.append(f"    running {t.trial_id} {self._label(t):32s} {epoch:14s} {value}")
         print("\n".join(lines), flush=True)
+
+
+    def expected_trials(self, trials: list) -> int:
+        """Trials this job will run: the searcher's sample count, else those Tune created."""
+        s = self.space.search
+        known = self.total or (s.samples if self.title == "search" and s.is_optuna else 0)
+        return max(len(trials), known)
+
+    def timing(self, trials: list, now: float | None = None) -> str:
+        """Elapsed time, finished trials and their rate, and the ETA from the epochs done: a
+        finished trial counts whole (early stopping removes the rest of its work), a running one
+        by its epochs; so the ETA is an upper bound under ASHA."""
+        now = time.monotonic() if now is None else now
+        elapsed = now - self._start if self._start else 0.0
+        epochs = max(1, self.space.train.epochs)
+        total = self.expected_trials(trials) * epochs
+        finished = sum(1 for t in trials if t.status in ("TERMINATED", "ERROR"))
+        work = finished * epochs + sum(
+            min(epochs, int(self._latest.get(t.trial_id, {}).get("epoch", 0) or 0))
+            for t in trials if t.status == "RUNNING")
+        rate = f"{60.0 * finished / elapsed:.2g}/min" if finished and elapsed > 0 else "-/min"
+        eta = duration(elapsed * (total - work) / work) if work and elapsed > 0 else "-"
+        return (f"elapsed {duration(elapsed)}, {finished}/{self.expected_trials(trials)} trials "
+                f"done ({rate}), ETA {eta}")
+
+
+@dataclass
+class _Finished:
+    """A trial seen as finished (for the timing of the line that announces it)."""
+
+    trial: Any
+    status: str = "TERMINATED"
+
+    @property
+    def trial_id(self) -> str:
+        return str(self.trial.trial_id)
+
+
+def duration(seconds: float) -> str:
+    from bench.estimate import duration as shown
+
+    return shown(seconds)
 
 
 def fmt(value: Any) -> str:

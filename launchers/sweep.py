@@ -2,12 +2,14 @@
 
     python -m launchers.sweep --space search_spaces/quickstart.yaml
     python -m launchers.sweep --space FILE --dry-run          # trials, params and MACs; no training
-    python -m launchers.sweep --space FILE --smoke            # every trial tiny: 1 epoch, small subset
+    python -m launchers.sweep --space FILE --smoke            # every trial tiny: 1 epoch, small subset,
+                                                              # into the experiment <name>-smoke
     python -m launchers.sweep --space FILE --resume           # continue the latest interrupted sweep
     python -m launchers.sweep --space FILE --resume auto      # continue it if there is one, else start
     python -m launchers.sweep --space FILE --address auto --storage s3://bucket/tune  # on a cluster
     python -m launchers.sweep --space FILE --set train.epochs=3 --set search.num_samples=4
     python -m launchers.sweep --space FILE --register NAME    # best model(s) into the registry
+    python -m launchers.sweep --space FILE --set 'space["train.lr"].choice=[0.05,0.1]' --unset space.skip
     python -m launchers.sweep --schema > search-space.schema.json
 
 Exit codes: 0 success, 1 the sweep failed (a trial crashed or Ray failed), 2 bad input (one
@@ -73,11 +75,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--space", metavar="FILE", help="search-space YAML (see search_spaces/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a key of the file, e.g. train.epochs=3 (repeatable)")
+                   help="override a key of the file, e.g. train.epochs=3 (repeatable); a name "
+                        "with dots is quoted: 'space[\"train.lr\"].choice=[0.1,0.2]'")
+    p.add_argument("--unset", action="append", default=[], metavar="KEY",
+                   help="remove a key of the file before the --set overrides, e.g. "
+                        "space.skip or 'space[\"train.warmup_epochs\"]' (repeatable)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the trials (or the space) with params and MACs; train nothing")
+    p.add_argument("--estimate", action=argparse.BooleanOptionalAction, default=True,
+                   help="--dry-run: estimate each trial's time from a short, cached "
+                        "calibration of its architecture (default on)")
     p.add_argument("--smoke", action="store_true",
-                   help="shrink every trial (1 epoch, small subset) to check a space quickly")
+                   help="shrink every trial (1 epoch, small subset) to check a space quickly; "
+                        "its runs go to the experiment <experiment>-smoke (tagged "
+                        "resbench.smoke=true) unless --experiment or --set "
+                        "tracking.experiment=... names one")
+    p.add_argument("--experiment", metavar="NAME",
+                   help="MLflow experiment of the sweep (default: the file's tracking.experiment, "
+                        "else its name; with --smoke, that name + '-smoke')")
     p.add_argument("--resume", nargs="?", const="latest", metavar="SWEEP_DIR|auto",
                    help="continue an interrupted sweep: the latest one of this space, SWEEP_DIR, "
                         "or 'auto' (continue the latest unfinished sweep of this space under "
@@ -360,13 +375,29 @@ def check_data(space: Any) -> None:
     """Load the space's dataset once in the driver (local runs only: on a cluster the data may
     live on the workers). A missing or corrupt copy is then bad input (exit 2) before anything
     is written, and the decoded-dataset cache it fills serves every trial."""
+    import logging
+
     from bench.data import load_dataset
+    from bench.data import log as data_log
     from bench.errors import DataError
 
+    handler = logging.StreamHandler(sys.stderr)  # decoding progress of a first load
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    data_log.addHandler(handler)
+    level = data_log.level
+    data_log.setLevel(logging.INFO)
     try:
         load_dataset(space.dataset, "cpu")
-    except DataError as exc:
-        raise DataError(f"dataset {space.dataset.name!r}: {exc}") from None
+    except DataError as exc:  # keys as the space file spells them (dataset.root, not data.root)
+        text = re.sub(r"\bdata\.(?=[a-z_])", "dataset.", str(exc))
+        raise DataError(f"dataset {space.dataset.name!r}: {text}") from None
+    except ConfigError as exc:
+        path = re.sub(r"^data\.", "dataset.", exc.path)
+        raise ConfigError(re.sub(r"\bdata\.(?=[a-z_])", "dataset.", exc.detail), path,
+                          exc.source) from None
+    finally:
+        data_log.removeHandler(handler)
+        data_log.setLevel(level)
 
 
 # --- planning -------------------------------------------------------------------------------------
@@ -452,7 +483,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
-def dry_run(space: Any, source: str, digest: str) -> list[str]:
+def dry_run(space: Any, source: str, digest: str, estimate: bool = True) -> list[str]:
     from bench.space import architectures, human
 
     screening = _screen(space)
@@ -474,24 +505,40 @@ def dry_run(space: Any, source: str, digest: str) -> list[str]:
             rows.append([spec.arch.label, ", ".join(f"{k}={v}" for k, v in a.items()),
                          human(c.params), human(c.macs), f"rejected: {reason}" if reason else "ok"])
             n_rej += bool(reason)
+        specs = [decode(space, {"sample": a}) for a in archs]
+        ok = [sp for sp, r in zip(specs, rows, strict=True) if r[-1] == "ok"]
+        est, timing = _estimates(space, ok, estimate)
+        per_arch = dict(zip((id(sp) for sp in ok), est, strict=True))
+        for sp, r in zip(specs, rows, strict=True):
+            r.append(_duration(per_arch.get(id(sp))))
         lines.append(f"  reachable architectures{' (first 200)' if cut else ''} "
                      f"(continuous axes at their ends); Optuna proposes the trials at run time:")
-        lines += _table(["arch", "sampled", "params", "MACs", "budget"], rows)
+        lines += _table(["arch", "sampled", "params", "MACs", "budget", "est. time"], rows)
+        known = [e for e in est if e is not None]
+        mean = sum(known) / len(known) if known else None
+        lines += _estimate_lines(space, [mean] * space.search.samples if mean else [], timing,
+                                 "each trial at the mean of the architectures")
         lines.append(f"dry run: {space.search.samples} trials proposed by {space.search.algorithm} "
                      f"over {len(archs)} architectures ({n_rej} over budget), "
                      f"{len(refs)} references")
         return lines
     rows = []
+    todo = [p for p in search if not p.rejected]
+    est, timing = _estimates(space, [p.spec for p in todo], estimate)
+    seconds = dict(zip((p.index for p in todo), est, strict=True))
     for p in search:
         sample = p.config["sample"]
         rows.append([str(p.index), p.spec.arch.label,
                      ", ".join(f"{k}={v}" for k, v in sample.items()) or "-",
                      human(p.params), human(p.macs),
-                     f"rejected: {p.rejected}" if p.rejected else "ok"])
+                     f"rejected: {p.rejected}" if p.rejected else "ok",
+                     _duration(seconds.get(p.index))])
         n_rej += bool(p.rejected)
     if rows:
         lines.append("  trials:")
-        lines += _table(["#", "arch", "sampled", "params", "MACs", "budget"], rows)
+        lines += _table(["#", "arch", "sampled", "params", "MACs", "budget", "est. time"], rows)
+        lines += _estimate_lines(space, [e for e in est if e is not None], timing,
+                                 "every trial trained fully")
     if refs:
         lines.append("  references:")
         lines += _table(["#", "model", "mode", "input", "params", "MACs"], [
@@ -501,6 +548,62 @@ def dry_run(space: Any, source: str, digest: str) -> list[str]:
     lines.append(f"dry run: {len(search)} trials ({n_rej} rejected by constraints, "
                  f"{len(search) - n_rej} to run), {len(refs)} references")
     return lines
+
+
+def _duration(seconds: float | None) -> str:
+    from bench.estimate import duration
+
+    return duration(seconds)
+
+
+def _estimates(space: Any, specs: list[Any], enabled: bool = True
+               ) -> tuple[list[float | None], str]:
+    """Estimated seconds of each trial spec on this machine (None where unknown) and what the
+    calibration did ('' when trials run on a GPU: no CPU estimate; 'off': --no-estimate)."""
+    from bench.estimate import trial_estimates
+
+    if not enabled:
+        return [None] * len(specs), "off"
+    if not specs:
+        return [], "nothing to train"
+    if not _on_cpu(space):
+        return [None] * len(specs), ""
+    est, measured = trial_estimates(specs, space.resources.cpu, space.dataset.cache_dir)
+    archs = len({sp.arch for sp in specs})
+    how = (f"calibrated {measured} architecture(s) now, {archs - measured} cached"
+           if measured else f"{archs} architecture(s), calibration cached")
+    return [e.seconds for e in est], how
+
+
+def _on_cpu(space: Any) -> bool:
+    device = space.train.device
+    if device == "cpu":
+        return True
+    if device != "auto" or space.resources.gpu:
+        return False
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def _estimate_lines(space: Any, seconds: list[float], timing: str, basis: str) -> list[str]:
+    """The dry run's time estimate: per trial and the sweep's wall time on this machine."""
+    from bench.estimate import parallel_trials, total_seconds
+    from bench.measure import cpu_model
+
+    if timing in ("off", "nothing to train"):
+        return [f"  time estimate: {'off (--no-estimate)' if timing == 'off' else 'none (nothing to train)'}"]
+    if not timing:
+        return ["  time estimate: none (trials run on a GPU; the calibration times this CPU)"]
+    if not seconds:
+        return ["  time estimate: none (the calibration could not time these architectures)"]
+    par = parallel_trials(space.search.max_concurrent, space.resources.cpu)
+    total = total_seconds(seconds, par)
+    early = "; at most: ASHA stops weak trials earlier" if space.scheduler.type != "none" else ""
+    return [f"  time estimate on this machine ({cpu_model()}, {par} trial(s) at a time, "
+            f"{timing}): per trial {_duration(min(seconds))}"
+            + (f" to {_duration(max(seconds))}" if max(seconds) > min(seconds) + 0.5 else "")
+            + f", sweep about {_duration(total)} ({basis}{early}; references not included)"]
 
 
 # --- the sweep ------------------------------------------------------------------------------------
@@ -523,11 +626,13 @@ def run(args: argparse.Namespace) -> int:
     from bench.space import load_space, space_hash
     from bench.tracking import default_artifact_location, default_tracking_uri, repo_root
 
-    space = load_space(args.space, args.set, smoke=args.smoke)
+    space = load_space(args.space, args.set, smoke=args.smoke, unset=args.unset)
+    for warning in schedule_warnings(space):
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     digest = space_hash(space)
     space = dataclasses.replace(space, dataset=_absolute(resolve_paths(space.dataset, os.environ)))
     if args.dry_run:
-        print("\n".join(dry_run(space, args.space, digest)))
+        print("\n".join(dry_run(space, args.space, digest, args.estimate)))
         return 0
 
     root = repo_root()
@@ -560,7 +665,7 @@ def run(args: argparse.Namespace) -> int:
         state = {
             "sweep_id": sweep_id, "name": space.name, "space_hash": digest,
             "space_file": str(args.space), "argv": _argv(args), "tracking_uri": uri,
-            "experiment": space.experiment,
+            "experiment": experiment_name(args, space),
             "artifact_location": default_artifact_location(uri), "started": time.time(),
         }
         sweep_dir = _join(storage.rstrip("/"), sweep_id)
@@ -576,6 +681,46 @@ def run(args: argparse.Namespace) -> int:
         state["prescreen"] = screening.as_dict()
     search, refs = plan(space, state.get("prescreen"))  # before anything is written
     return execute(args, space, digest, state, sweep_dir, search, refs)
+
+
+SMOKE_SUFFIX = "-smoke"
+
+
+def experiment_name(args: argparse.Namespace, space: Any) -> str:
+    """The MLflow experiment of a new sweep: ``--experiment``, else the space's; a ``--smoke``
+    run goes to ``<that>-smoke`` (its tiny trials never sit beside real ones in a report)
+    unless the command line names the experiment (``--experiment`` or ``--set
+    tracking.experiment=...``)."""
+    if args.experiment:
+        if not args.experiment.strip():
+            raise ConfigError("must not be empty", "--experiment")
+        return args.experiment
+    named = any(s.split("=", 1)[0].strip() == "tracking.experiment" for s in args.set)
+    if args.smoke and not named:
+        return space.experiment + SMOKE_SUFFIX
+    return space.experiment
+
+
+def schedule_warnings(space: Any) -> list[str]:
+    """The trainer's warnings about a schedule too long for the epochs, for the space's recipe
+    and for every value an axis may give ``train.epochs`` (--smoke's one epoch is expected)."""
+    import dataclasses as dc
+
+    from bench.trainer import schedule_warnings as of_train
+
+    epochs, warmups = {space.train.epochs}, {space.train.warmup_epochs}
+    for name, axis in space.space.items():
+        if axis.target(name) == "train.epochs" and axis.values:
+            epochs |= {int(v) for v in axis.values}
+        if axis.target(name) == "train.warmup_epochs" and axis.values:
+            warmups |= {float(v) for v in axis.values}
+    out: list[str] = []
+    for n in sorted(epochs):
+        for w in sorted(warmups):
+            if n > 1:
+                train = dc.replace(space.train, epochs=n, warmup_epochs=w)
+                out += [m for m in of_train(train) if m not in out]
+    return out
 
 
 def _screen(space: Any) -> Any:
@@ -631,10 +776,14 @@ def _absolute(data: Any) -> Any:
 
 def _argv(args: argparse.Namespace) -> list[str]:
     out = ["--space", str(args.space)]
+    for s in args.unset:
+        out += ["--unset", s]
     for s in args.set:
         out += ["--set", s]
     if args.smoke:
         out.append("--smoke")
+    if args.experiment:
+        out += ["--experiment", args.experiment]
     return out
 
 
@@ -754,7 +903,8 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
         print(f"sweep {state['sweep_id']}: MLflow experiment {state['experiment']!r}, parent "
               f"run {parent}; Ray results in {redact_uri(sweep_dir)}", flush=True)
         target = rt.TrackingTarget(state["tracking_uri"], state["experiment"],
-                                   state["artifact_location"], parent, state["sweep_id"])
+                                   state["artifact_location"], parent, state["sweep_id"],
+                                   smoke=bool(args.smoke))
         rejected = [p for p in (search or []) if p.rejected]
         _record_rejected(tracker, target, space, rejected)
         points = None
@@ -779,7 +929,8 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
         for name, configs in jobs:
             path = _join(sweep_dir, name)
             callbacks = [rt.TrackingCallback(target, space),
-                         rt.ProgressCallback(space, name, args.progress_interval)]
+                         rt.ProgressCallback(space, name, args.progress_interval,
+                                             len(configs) if configs is not None else 0)]
             if args.resume and rt.can_restore(path):
                 tuner = rt.restore_tuner(path, space, gpu)
             else:
@@ -900,7 +1051,7 @@ def _record_rejected(tracker: Any, target: Any, space: Any, rejected: list[Plann
         run_id, _ = tracker.trial_run(
             target.parent_id, trial_id, p.spec.arch.label, trial_params(space, p.config, p.spec),
             {"resbench.kind": "search", "resbench.label": p.spec.arch.label,
-             "resbench.sweep_id": target.sweep_id})
+             "resbench.sweep_id": target.sweep_id, **target.tags})
         tracker.end_trial(run_id, "rejected", {"params": p.params, "macs": p.macs},
                           error=p.rejected)
 
@@ -993,6 +1144,8 @@ def summarize(space: Any, found: list[Any], top: int) -> tuple[list[str], dict[s
                      f"fully trained trials only): {len(front)} of {len(full)}")
         if front:
             lines += _table(headers, [row(o) for o in front])
+    if space.search.repeats > 1:
+        lines += repeats_table(space, search, has)
     refs = [o for o in found if o.kind == "reference"]
     if refs:
         ref_cols = [c for c in ["val_acc", "test_acc", "params", "macs", "infer_img_per_s",
@@ -1020,6 +1173,70 @@ def summarize(space: Any, found: list[Any], top: int) -> tuple[list[str], dict[s
     if len(objectives) > 1:
         metrics["pareto_size"] = float(len(front))
     return lines, metrics, best
+
+
+def repeats_table(space: Any, search: list[Any], has: Any) -> list[str]:
+    """``search.repeats``: each configuration's completed seeds as mean +- std (sample std) of
+    the primary objective and the test accuracy, beside the noise of one evaluation: the
+    binomial standard error of an accuracy on the split's size."""
+    import statistics
+
+    from bench.estimate import split_sizes
+    from bench.space import REPEAT_KEY, sample_of
+    from bench.tune import fmt
+
+    metric, mode = space.search.primary
+    groups: dict[str, list[Any]] = {}
+    labels: dict[str, str] = {}
+    for o in search:
+        rest = {k: v for k, v in sample_of(o.config).items() if k != REPEAT_KEY}
+        key = json.dumps(rest, sort_keys=True, default=str)
+        labels[key] = f"{o.label} ({', '.join(f'{k}={v}' for k, v in rest.items())})" \
+            if any(not space.is_arch_axis(k) for k in rest if k in space.space) else o.label
+        if o.status == "completed":
+            groups.setdefault(key, []).append(o)
+        else:
+            groups.setdefault(key, [])
+    d = space.dataset
+    train_n, test_n = split_sizes(d)
+    used = d.subset or train_n
+    n_split = {"val_acc": round(d.val_fraction * used), "test_acc": d.test_subset or test_n}
+    cols = list(dict.fromkeys([metric, "test_acc"]))
+
+    def cell(values: list[float]) -> str:
+        if not values:
+            return "-"
+        if len(values) == 1:
+            return f"{fmt(values[0])} (1 seed)"
+        return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+    def se(key: str, values: list[float]) -> str:
+        n = n_split.get(key)
+        if not values or not n or not key.endswith("_acc"):
+            return ""
+        p = min(max(statistics.fmean(values) / 100.0, 0.0), 1.0)
+        return f"{100.0 * (p * (1 - p) / n) ** 0.5:.2f}"
+
+    def mean_of(key: str) -> float:
+        values = [o.metrics[metric] for o in groups[key] if has(o, metric)]
+        if not values:
+            return float("-inf")
+        return statistics.fmean(values) * (1 if mode == "max" else -1)
+
+    rows = []
+    for key in sorted(groups, key=mean_of, reverse=True):
+        row = [labels[key], f"{len(groups[key])}/{space.search.repeats}"]
+        for c in cols:
+            values = [float(o.metrics[c]) for o in groups[key] if has(o, c)]
+            row += [cell(values), se(c, values)]
+        rows.append(row)
+    headers = ["configuration", "seeds"]
+    for c in cols:
+        headers += [f"{c} mean ± std", f"{c} SE (n={n_split.get(c, '?')})"]
+    out = [f"\nper configuration over {space.search.repeats} seeds (completed trials; SE: the "
+           "binomial standard error of one accuracy on that many images, the noise of a single "
+           "evaluation):"]
+    return out + _table(headers, rows)
 
 
 def _csv(space: Any, found: list[Any]) -> str:

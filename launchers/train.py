@@ -3,12 +3,14 @@
     python -m launchers.train                                   # ResNet-20 on digits
     python -m launchers.train --arch resnet20 --set train.epochs=5
     python -m launchers.train --config trial.yaml --set arch.depth=56 --json out.json
+    python -m launchers.train --arch resnet8 --json - | jq .metrics   # the JSON on stdout
     python -m launchers.train --set data.name=imagefolder --set data.root=DIR --set train.lr=0.2
 
 ``--config`` holds a TrialSpec mapping (arch, data, train, measure, diagnostics, name); the arch
 may be structured (with ``stages``) or flat (``depth``, ``block``, ``skip``, ``width``, ``model``,
 ...: ``bench.models.arch_from_params``). ``--set key=value`` overrides any key (values are YAML).
-A progress line per epoch goes to stderr, the final JSON to stdout (and ``--json PATH``).
+A progress line per epoch goes to stderr, a short summary to stdout; the full result as JSON
+goes to ``--json PATH`` (``--json -``: on stdout instead of the summary).
 Exit status: 0 completed, 1 diverged or failed, 2 a configuration or data error (one message;
 ``--debug`` shows the traceback). Unset ``data.root`` / ``data.cache_dir`` are filled from the
 RESBENCH_DATA / RESBENCH_CACHE environment variables (else the user cache folder).
@@ -40,7 +42,7 @@ _FLAT_ONLY = {"depth", "block", "width", "widen", "bc", "model"}
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m launchers.train",
-        description="Run one resbench trial (no Ray, no MLflow) and print its result as JSON.",
+        description="Run one resbench trial (no Ray, no MLflow) and print a summary of its result.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", metavar="FILE.yaml", help="a TrialSpec mapping (YAML)")
@@ -53,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a spec key, e.g. train.lr=0.05, arch.depth=56, data.subset=5000 (repeatable)",
     )
-    p.add_argument("--json", metavar="PATH", help="also write the final JSON here (atomically)")
+    p.add_argument("--json", metavar="PATH", action="append", default=[],
+                   help="write the full result (metrics, history, diagnostics, environment, "
+                        "spec) as JSON here, atomically; '-' prints it on stdout instead of "
+                        "the summary (repeatable)")
     p.add_argument("--checkpoint", metavar="PATH", help="save a resumable checkpoint here after every epoch")
     p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint written by --checkpoint")
     p.add_argument("--print-spec", action="store_true", help="print the resolved spec as YAML and exit")
@@ -134,6 +139,41 @@ def _progress(spec: Any, metrics: Mapping[str, float]) -> str:
     return "  ".join(parts)
 
 
+# The final numbers the summary shows, in this order, when the trial has them.
+SUMMARY_KEYS = ("val_acc", "test_acc", "test_top5", "val_loss", "test_loss", "params", "macs",
+                "train_time_s", "train_img_per_s", "infer_img_per_s", "latency_ms_p50")
+
+
+def summary(out: Mapping[str, Any], json_paths: Sequence[str]) -> list[str]:
+    """A few lines for the end of a run: the outcome and its main numbers; the full result is
+    what ``--json`` writes."""
+    from bench.space import human
+
+    metrics = out.get("metrics") or {}
+    epochs = len(out.get("history") or [])
+    lines = [f"{out['arch']} on {out['spec']['data']['name']}: {out['status']} after {epochs} "
+             f"epoch(s)" + (f" ({out['message']})" if out.get("message") else "")]
+    cells = []
+    for key in SUMMARY_KEYS:
+        value = metrics.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if key in ("params", "macs"):
+            cells.append(f"{key} {human(value)}")
+        elif key.endswith("_acc") or key.endswith("_top5"):
+            cells.append(f"{key} {value:.2f}%")
+        elif key.endswith("_s") and not key.endswith("per_s"):
+            cells.append(f"{key} {value:.1f}")
+        else:
+            cells.append(f"{key} {value:.4g}")
+    for i in range(0, len(cells), 6):
+        lines.append("  " + "  ".join(cells[i:i + 6]))
+    written = [p for p in json_paths if p != "-"]
+    lines.append(f"  full result: {', '.join(written)}" if written else
+                 "  full result (history, diagnostics, environment, spec): add --json FILE")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -171,6 +211,10 @@ def run(args: argparse.Namespace) -> int:
             torch.save(checkpoint(), buf)
             write_atomic(args.checkpoint, buf.getvalue())
 
+    from bench.trainer import schedule_warnings
+
+    for warning in schedule_warnings(spec.train):
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     if not args.quiet:
         print(f"trial {spec.name or spec.arch.label} on {spec.data.name}", file=sys.stderr, flush=True)
     result = train(spec, report=report, resume=resume)
@@ -181,9 +225,10 @@ def run(args: argparse.Namespace) -> int:
         "spec": to_dict(spec),
     }
     text = json.dumps(finite(out), indent=2)
-    print(text)
-    if args.json:
-        write_atomic(args.json, text + "\n")
+    for path in args.json:
+        if path != "-":
+            write_atomic(path, text + "\n")
+    print(text if "-" in args.json else "\n".join(summary(out, args.json)))
     if result.status != "completed":
         print(f"trial {result.status}: {result.message}", file=sys.stderr)
         return 1

@@ -73,7 +73,7 @@ CRASHING_TRIAL = [
     "-m", "launchers.train", "--arch", "resnet8", "--set", "arch.skip=projection",
     "--set", "arch.width=4", "--set", "data.name=digits", "--set", "data.image_size=16",
     "--set", "data.subset=256", "--set", "train.epochs=1", "--set", "train.device=cpu",
-    "--set", "train.threads=1",
+    "--set", "train.threads=1", "--json", "-",
 ]
 
 

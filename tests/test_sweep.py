@@ -141,7 +141,7 @@ def test_quickstart_sized_sweep_end_to_end(ray_session, sweep):
     rc, out, err = sweep(
         REPO / "search_spaces" / "quickstart.yaml", "--set", "dataset.subset=300",
         "--set", "dataset.image_size=8", "--set", "train.epochs=3", "--set", "arch.width=4",
-        "--set", "search.num_samples=4", "--set", "scheduler.grace_period=1",
+        "--set", "search.repeats=1", "--set", "space.depth.grid=[8,20]",
         "--set", "train.test_every=1")
     assert rc == 0, err
     assert f"mlflow ui --backend-store-uri {sweep.uri}" in out
@@ -522,7 +522,7 @@ def test_shipped_space_dry_run_and_smoke(ray_session, sweep, tmp_path, make_cifa
         # smaller still than --smoke's own 128 / 64 images, and two trials at a time: CI speed
         extra += ["--set", f"dataset.root={tmp_path / 'cifar'}", "--set", "dataset.subset=40",
                  "--set", "dataset.test_subset=20", "--set", "resources.cpu=1"]
-    rc, out, err = sweep(path, "--dry-run", *extra)
+    rc, out, err = sweep(path, "--dry-run", "--no-estimate", *extra)
     assert rc == 0, err
     assert "dry run: " in out
     rc, out, err = sweep(path, "--smoke", *extra)

@@ -203,7 +203,7 @@ def test_launcher_runs_a_trial_and_writes_json(tmp_path) -> None:
     proc = _launch(
         "--arch", "resnet8", "--set", "arch.width=4", "--set", "data.subset=300",
         "--set", "data.test_subset=100", "--set", "train.epochs=2", "--set", "train.device=cpu",
-        "--json", str(out), "--checkpoint", str(ckpt),
+        "--json", str(out), "--json", "-", "--checkpoint", str(ckpt),
     )
     assert proc.returncode == 0, proc.stderr
     assert "epoch   1/2" in proc.stderr and "epoch   2/2" in proc.stderr
@@ -217,7 +217,7 @@ def test_launcher_runs_a_trial_and_writes_json(tmp_path) -> None:
     again = _launch(
         "--arch", "resnet8", "--set", "arch.width=4", "--set", "data.subset=300",
         "--set", "data.test_subset=100", "--set", "train.epochs=2", "--set", "train.device=cpu",
-        "--resume", str(ckpt), "--quiet",
+        "--resume", str(ckpt), "--quiet", "--json", "-",
     )
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["metrics"]["test_acc"] == written["metrics"]["test_acc"]
@@ -248,7 +248,7 @@ def test_launcher_errors_and_exit_codes(tmp_path, capsys) -> None:
     diverged = main([
         "--arch", "resnet8", "--set", "arch.width=4", "--set", "data.subset=200",
         "--set", "train.lr=1e6", "--set", "train.schedule=constant", "--set", "train.epochs=2",
-        "--set", "train.device=cpu", "--set", "train.threads=1", "--quiet",
+        "--set", "train.device=cpu", "--set", "train.threads=1", "--quiet", "--json", "-",
     ])
     out = capsys.readouterr()
     assert diverged == 1 and "trial diverged" in out.err

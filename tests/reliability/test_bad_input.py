@@ -25,7 +25,16 @@ from launchers.sweep import main
 
 from .conftest import REPO, launcher_cmd, run_subprocess, space_of, write_space
 
-QUICKSTART = yaml.safe_load((REPO / "search_spaces" / "quickstart.yaml").read_text())
+# The shipped quickstart as an Optuna TPE + ASHA space over choice axes: the rules these cases
+# break (num_samples, grace_period, grid axes under Optuna) are those of that search.
+QUICKSTART = {
+    **yaml.safe_load((REPO / "search_spaces" / "quickstart.yaml").read_text()),
+    "space": {"depth": {"choice": [8, 14, 20]}, "skip": {"choice": ["identity", "projection", "none"]},
+              "block": {"choice": ["basic", "preact_basic"]}},
+    "search": {"algorithm": "optuna_tpe", "objectives": {"val_acc": "max"}, "num_samples": 8,
+               "max_concurrent": 2, "seed": 0},
+    "scheduler": {"type": "asha", "grace_period": 3, "reduction_factor": 2},
+}
 
 Mutation = Callable[[dict[str, Any]], None]
 
