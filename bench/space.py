@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from bench.config import apply_overrides, doc, json_schema, load_yaml, parse, shown, to_dict
 from bench.errors import ConfigError, did_you_mean, unknown
+from bench.plugins import import_plugins
 from bench.spec.arch import ArchSpec
 from bench.spec.params import arch_from_params, arch_schema, check_key, check_value, param_keys
 from bench.spec.parts import DATASETS
@@ -427,39 +428,6 @@ class SearchSpace:
         return "." not in self.space[name].target(name)
 
 
-_IMPORTED: set[str] = set()
-
-
-def import_plugins(modules: Sequence[str]) -> None:
-    """Import each plugin module once per process (the driver at load, each trial worker at
-    decode), so the registries hold what the file names."""
-    import importlib
-
-    for i, name in enumerate(modules):
-        if name in _IMPORTED:
-            continue
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", name):
-            raise ConfigError(f"expected a dotted module name like my_pkg.blocks, got {name!r}",
-                              f"plugins[{i}]")
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise ConfigError(
-                f"cannot import plugin module {name!r} ({type(exc).__name__}: {exc}); it must be "
-                "importable by the driver and by every Ray worker (install it, or put its folder "
-                "on PYTHONPATH before the Ray cluster starts)", f"plugins[{i}]") from None
-        except SystemExit as exc:  # a plugin must not end the process that imports it
-            raise ConfigError(f"plugin module {name!r} called sys.exit({shown(exc.code)}) while "
-                              "being imported; a plugin only registers entries",
-                              f"plugins[{i}]") from None
-        except Exception as exc:  # noqa: BLE001 - any error in the plugin's own code
-            raise ConfigError(
-                f"plugin module {name!r} raised {type(exc).__name__} while being imported: "
-                f"{shown(str(exc))}; fix the plugin (run python -c 'import {name}' to see the "
-                "traceback)", f"plugins[{i}]") from None
-        _IMPORTED.add(name)
-
-
 def _check_arch_keys(space: SearchSpace) -> None:
     """The ``arch`` keys and the architecture axes against the architecture model (its keys and
     value types); rules between parameters (depth conventions) are checked at decode."""
@@ -628,14 +596,19 @@ def from_dict(data: Mapping[str, Any], source: str = "") -> SearchSpace:
     return space
 
 
-def load_space(path: str | Path, overrides: Sequence[str] = (), smoke: bool = False
-               ) -> SearchSpace:
-    """Read, override (``key.path=value``), validate and optionally shrink a space file."""
+def load_space(path: str | Path, overrides: Sequence[str] = (), smoke: bool = False,
+               plugins: Sequence[str] = ()) -> SearchSpace:
+    """Read, override (``key.path=value``), validate and optionally shrink a space file;
+    ``plugins`` (``--plugin``) join the file's ``plugins`` (its trial workers import them too)."""
     data = read_yaml(path)
     try:
         data = apply_overrides(data, overrides)
     except ConfigError as exc:
         raise exc.at(source=f"{path} (--set)") from None
+    if plugins:
+        import_plugins(plugins, "--plugin")
+        listed = data.get("plugins") if isinstance(data.get("plugins"), list) else []
+        data = {**data, "plugins": [*listed, *(p for p in plugins if p not in listed)]}
     space = from_dict(data, source=str(path))
     return shrink(space) if smoke else space
 
@@ -917,16 +890,16 @@ def _check_budget(space: SearchSpace, archs: Sequence[ArchSpec]) -> None:
     c = space.constraints
     if (c.max_params is None and c.max_macs is None) or not archs:
         return
-    from bench.models import cost
+    from bench.spec.costs import arch_counts  # exact counts from the spec, no model built
 
     smallest: list[int] = []
     distinct = list(dict.fromkeys(archs))
     for arch in distinct:
-        k = cost(arch)
-        if not c.violation(k.params, k.macs):
+        counted = arch_counts(arch)
+        if not c.violation(*counted):
             return
-        smallest = [min(a, b) for a, b in zip(smallest, (k.params, k.macs), strict=True)] if smallest \
-            else [k.params, k.macs]
+        smallest = [min(a, b) for a, b in zip(smallest, counted, strict=True)] if smallest \
+            else list(counted)
     limits = ", ".join(f"{k} {human(v)}" for k, v in (("max_params", c.max_params),
                                                        ("max_macs", c.max_macs)) if v)
     raise ConfigError(

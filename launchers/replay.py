@@ -24,6 +24,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench import plugins
 from bench.errors import ConfigError, ResbenchError
 
 DEFAULT_VARIANTS = ("random", "grid", "tpe", "tpe+asha", "nsga2", "nsga2+asha", "nsga2+mo_asha")
@@ -49,12 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", metavar="FILE",
                    help="default docs/results/replay-<experiment>.md")
     p.add_argument("--debug", action="store_true", help="tracebacks on errors")
+    plugins.add_argument(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        plugins.import_plugins(args.plugin, "--plugin")
         return run(args)
     except ResbenchError as exc:
         if args.debug:

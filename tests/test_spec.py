@@ -4,6 +4,8 @@ errors, its JSON Schema, block parameters, dataset definitions and the fast cost
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,20 @@ def test_space_schema_checks_the_arch_section() -> None:
     arch = schema["$defs"]["SearchSpace"]["properties"]["arch"]
     assert {"$ref": "#/$defs/DensenetParams"} in arch["anyOf"]
     json.dumps(schema)  # serialisable
+
+
+def test_parsing_a_space_imports_neither_torch_nor_timm() -> None:
+    code = (
+        "import sys\n"
+        "from bench.space import load_space, space_schema\n"
+        "for f in ('quickstart', 'block_skip', 'resnet_vs_densenet', 'exhaustive_cifar'):\n"
+        "    load_space(f'search_spaces/{f}.yaml')\n"
+        "space_schema()\n"
+        "bad = [m for m in ('torch', 'timm', 'ray', 'mlflow') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
