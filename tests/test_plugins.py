@@ -70,7 +70,7 @@ def test_plugin_dataset_is_priced_at_its_image_size(tmp_path) -> None:
     register_dataset("test_gray16", lambda spec: None, num_classes=4, shape=(1, 16, 16),
                      splits=(200, 50))
     try:
-        space = {"name": "gray", "dataset": "test_gray16",
+        space = {"name": "gray", "dataset": {"name": "test_gray16"},
                  "space": {"depth": {"grid": [8, 14]}}, "arch": {"width": 8},
                  "constraints": {"max_macs": "2M"}}
         path = tmp_path / "gray.yaml"
