@@ -31,9 +31,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.config import doc
 from bench.errors import ConfigError, DataError
-from bench.registry import Registry
+
+# The data spec and the dataset registry (with each dataset's classes, shape and split sizes)
+# are torch-free, in the spec layer; the built-in entries there name the loaders below lazily.
+from bench.spec.parts import DATASETS, DIGITS_SPLITS, DatasetDef, register_dataset  # noqa: F401
+from bench.spec.trial import MAX_IMAGE_SIZE, MAX_SYNTHETIC_BYTES, DataSpec  # noqa: F401
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".webp", ".tif", ".tiff")
 DATA_ENV = "RESBENCH_DATA"  # read by launchers only, through resolve_paths
@@ -44,66 +47,6 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 5.0
 
 
-# Bounds of what one process can hold: a larger side or a synthetic set cannot fit in memory.
-MAX_IMAGE_SIZE = 2048
-MAX_SYNTHETIC_BYTES = 4 << 30
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Which dataset, which part of it, and how batches are augmented."""
-
-    name: str = doc("dataset: digits | cifar10 | cifar100 | imagefolder | synthetic", default="digits")
-    root: str | None = doc(
-        "local copy: folder holding cifar-10-batches-py/ (cifar) or train/ + test/|val/ "
-        "(imagefolder); launchers fill it from RESBENCH_DATA when unset",
-        default=None,
-    )
-    subset: int | None = doc(
-        "official-train images used (seeded random pick), validation carve included", default=None
-    )
-    val_fraction: float = doc("fraction of the used train images held out as validation", default=0.1)
-    test_subset: int | None = doc("test images used (seeded random pick)", default=None)
-    augment: bool = doc("random crop (with padding) and flip on the training batches", default=True)
-    crop_padding: int = doc("zero padding of the random crop, pixels; 0 = no crop", default=4)
-    flip: bool = doc("random horizontal flip", default=True)
-    cutout: int = doc("cutout square side in pixels; 0 = off", default=0)
-    image_size: int | None = doc("resize to this square size (digits: 32 when unset)", default=None)
-    num_classes: int = doc("synthetic only: number of classes", default=10)
-    shape: tuple[int, ...] = doc("synthetic only: image shape C, H, W", default=(3, 32, 32))
-    synthetic_size: int = doc("synthetic only: training images (test gets a fifth)", default=5000)
-    seed: int = doc("seed of the subset and validation picks (not of training)", default=0)
-    cache_dir: str | None = doc(
-        "where downloads and decoded image folders are cached; launchers fill a default",
-        default=None,
-    )
-    download: bool = doc("cifar: download into root (or cache_dir) when no copy is found", default=False)
-
-    def __post_init__(self) -> None:
-        DATASETS.get(self.name, "name")  # ConfigError listing the valid names
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"must be in [0, 1), got {self.val_fraction}", "val_fraction")
-        for key in ("subset", "test_subset", "image_size"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise ConfigError(f"must be a positive integer or null, got {value}", key)
-        for key in ("crop_padding", "cutout"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"must be >= 0 (0 = off), got {getattr(self, key)}", key)
-        for key in ("num_classes", "synthetic_size"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"must be >= 1, got {getattr(self, key)}", key)
-        if len(self.shape) != 3 or min(self.shape) < 1:
-            raise ConfigError(f"must be [channels, height, width], got {list(self.shape)}", "shape")
-        if self.image_size is not None and self.image_size > MAX_IMAGE_SIZE:
-            raise ConfigError(f"must be at most {MAX_IMAGE_SIZE} pixels, got {self.image_size}",
-                              "image_size")
-        side = self.image_size or max(self.shape[1:])
-        if self.name == "synthetic" and self.synthetic_size * self.shape[0] * side ** 2 > MAX_SYNTHETIC_BYTES:
-            raise ConfigError(
-                f"{self.synthetic_size} images of {self.shape[0]}x{side}x{side} bytes exceed "
-                f"{MAX_SYNTHETIC_BYTES >> 30} GiB, the limit of a synthetic dataset held in "
-                "memory", "synthetic_size")
 
 
 @dataclass
@@ -151,12 +94,6 @@ class RawData:
 
 
 Loader = Callable[[DataSpec], RawData]
-DATASETS: Registry[Loader] = Registry("dataset")
-
-
-def register_dataset(name: str, loader: Loader, *, overwrite: bool = False) -> Loader:
-    """Add a dataset: ``loader(spec) -> RawData`` (uint8 NCHW CPU tensors, int64 labels)."""
-    return DATASETS.register(name, loader, overwrite=overwrite)
 
 
 def resolve_paths(spec: DataSpec, environ: Mapping[str, str]) -> DataSpec:
@@ -320,7 +257,7 @@ def load_digits(spec: DataSpec) -> RawData:
     labels = torch.tensor(labels_np)
     images = resize(images[:, None], spec.image_size or 32).expand(-1, 3, -1, -1).contiguous()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(20160310))
-    n_test = len(labels) // 5
+    n_test = len(labels) // 5  # DIGITS_SPLITS, the registered split sizes
     test, train = order[:n_test], order[n_test:]
     return RawData(images[train], labels[train], images[test], labels[test], tuple(str(i) for i in range(10)))
 
@@ -600,8 +537,5 @@ def load_synthetic(spec: DataSpec) -> RawData:
     return RawData(images[:n], labels[:n], images[n:], labels[n:], classes)
 
 
-register_dataset("digits", load_digits)
-register_dataset("cifar10", _cifar_loader("cifar10"))
-register_dataset("cifar100", _cifar_loader("cifar100"))
-register_dataset("imagefolder", load_imagefolder)
-register_dataset("synthetic", load_synthetic)
+load_cifar10 = _cifar_loader("cifar10")
+load_cifar100 = _cifar_loader("cifar100")

@@ -29,35 +29,19 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from bench.config import doc
-from bench.errors import ConfigError
-from bench.registry import Registry
+# The proxy registry and the space-file sections are torch-free, in the spec layer; the
+# built-in entries there name the scorers below lazily.
+from bench.spec.parts import PROXIES, ProxyDef, register_proxy
+from bench.spec.trial import Prescreen, ProxySpec
 
 Scorer = Callable[[nn.Module, torch.Tensor, torch.Tensor], float]
 PREFIX = "proxy/"
 WEIGHTED = (nn.Conv2d, nn.Linear)
-
-
-@dataclass(frozen=True)
-class ProxyDef:
-    """A proxy: ``score(model, images, labels) -> float`` (larger predicts better)."""
-
-    score: Scorer
-    description: str
-    source: str
-
-
-PROXIES: Registry[ProxyDef] = Registry("proxy")
-
-
-def register_proxy(name: str, proxy: ProxyDef, *, overwrite: bool = False) -> ProxyDef:
-    return PROXIES.register(name, proxy, overwrite=overwrite)
 
 
 def _weights(model: nn.Module) -> list[torch.Tensor]:
@@ -141,63 +125,6 @@ def macs(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     from bench.models import cost
 
     return float(cost(model, input_size=images.shape[-1], in_chans=images.shape[1]).macs)
-
-
-for _name, _fn, _desc, _src in (
-    ("naswot", naswot, "log|K| of the ReLU on/off agreement kernel of the minibatch",
-     "Mellor et al. 2021"),
-    ("synflow", synflow, "synaptic flow: sum theta * dR/dtheta with |theta| and an all-ones input",
-     "Tanaka et al. 2020"),
-    ("grad_norm", grad_norm, "sum of the L2 norms of the loss gradient of each weight",
-     "Abdelfattah et al. 2021"),
-    ("snip", snip, "connection sensitivity: sum |theta * dL/dtheta|", "Lee et al. 2019"),
-    ("jacob_cov", jacob_cov, "spread of the correlations of the input Jacobians",
-     "Mellor et al. 2020"),
-    ("params", params, "parameter count (baseline)", "baseline"),
-    ("macs", macs, "multiply-accumulates per image (baseline)", "baseline"),
-):
-    register_proxy(_name, ProxyDef(_fn, _desc, _src))
-
-
-# --- the space-file section ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProxySpec:
-    """Which proxies every searched trial logs (``proxy/<name>`` metrics) before it trains."""
-
-    enabled: bool = doc("score each searched trial's untrained network", default=True)
-    names: tuple[str, ...] = doc(
-        "proxies to score (default: the seven built-in ones; registered plugins by name)",
-        default=("naswot", "synflow", "grad_norm", "snip", "jacob_cov", "params", "macs"))
-    batch_size: int = doc("images of the one minibatch (from the training split)", default=64)
-    seed: int = doc("seed of the weights and of the minibatch draw", default=0)
-
-    def __post_init__(self) -> None:
-        if not self.names:
-            raise ConfigError("needs at least one proxy (or enabled: false)", "names")
-        for i, name in enumerate(self.names):
-            PROXIES.get(name, f"names[{i}]")
-        if self.batch_size < 2:
-            raise ConfigError(f"must be >= 2 (the kernels compare inputs), got {self.batch_size}",
-                              "batch_size")
-
-
-@dataclass(frozen=True)
-class Prescreen:
-    """``search.prescreen``: draw ``pool`` configurations, score each untrained network with
-    ``proxy`` and train only the best ``keep`` (Optuna: enqueue them as its first trials)."""
-
-    proxy: str = doc("the proxy that ranks the pool (a registered name, e.g. synflow)")
-    pool: int = doc("configurations drawn and scored (grid: a seeded sample of the grid)")
-    keep: int = doc("best-scoring configurations trained (Optuna: enqueued first)")
-
-    def __post_init__(self) -> None:
-        PROXIES.get(self.proxy, "proxy")
-        if self.pool < 1:
-            raise ConfigError(f"must be >= 1, got {self.pool}", "pool")
-        if not 1 <= self.keep <= self.pool:
-            raise ConfigError(f"must be between 1 and pool ({self.pool}), got {self.keep}", "keep")
 
 
 # --- scoring -------------------------------------------------------------------------------------

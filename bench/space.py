@@ -9,7 +9,8 @@ An axis with ``when`` is active only when the named earlier axes hold the given 
 inactive axis is absent from the config, so the section default applies. ``param`` lets an axis
 set a parameter under another name, so conditional sub-spaces can each have their own ``depth``.
 
-No Ray, no MLflow here: the driver and the trial workers both use this module.
+No Ray, no MLflow, no torch here: the driver and the trial workers both use this module, and
+parsing a file imports only the spec layer (``bench.spec``).
 """
 
 from __future__ import annotations
@@ -27,11 +28,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench.config import apply_overrides, doc, json_schema, load_yaml, parse, shown, to_dict
-from bench.data import DataSpec
 from bench.errors import ConfigError, did_you_mean, unknown
-from bench.models import ArchSpec, arch_from_params
-from bench.proxies import Prescreen, ProxySpec
-from bench.trainer import DiagnosticsSpec, MeasureSpec, TrainSpec, TrialSpec
+from bench.plugins import import_plugins
+from bench.spec.arch import ArchSpec
+from bench.spec.params import arch_from_params, arch_schema, check_key, check_value, param_keys
+from bench.spec.parts import DATASETS
+from bench.spec.trial import (
+    DataSpec,
+    DiagnosticsSpec,
+    MeasureSpec,
+    Prescreen,
+    ProxySpec,
+    TrainSpec,
+    TrialSpec,
+)
 
 DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint", "qrandint")
 # Dotted axis prefixes -> TrialSpec section. ``dataset`` is the YAML key, ``data`` the spec field.
@@ -380,7 +390,8 @@ class SearchSpace:
                             default_factory=DataSpec)
     train: TrainSpec = doc("training recipe shared by all trials", default_factory=TrainSpec)
     arch: dict[str, Any] = doc(
-        "fixed architecture parameters (arch_from_params keys), under the sampled ones",
+        "fixed architecture parameters (bench.spec.params: the keys of the family's model), "
+        "under the sampled ones",
         default_factory=dict)
     measure: MeasureSpec = doc("throughput / latency measurement", default_factory=MeasureSpec)
     diagnostics: DiagnosticsSpec = doc("gradient norms / lesion study",
@@ -416,6 +427,7 @@ class SearchSpace:
         _check_axes(self)
         _check_reachable(self)
         _check_search(self)
+        _check_arch_keys(self)
 
     @property
     def experiment(self) -> str:
@@ -425,37 +437,21 @@ class SearchSpace:
         return "." not in self.space[name].target(name)
 
 
-_IMPORTED: set[str] = set()
-
-
-def import_plugins(modules: Sequence[str]) -> None:
-    """Import each plugin module once per process (the driver at load, each trial worker at
-    decode), so the registries hold what the file names."""
-    import importlib
-
-    for i, name in enumerate(modules):
-        if name in _IMPORTED:
+def _check_arch_keys(space: SearchSpace) -> None:
+    """The ``arch`` keys and the architecture axes against the architecture model (its keys and
+    value types); rules between parameters (depth conventions) are checked at decode."""
+    for key, value in space.arch.items():
+        check_key(str(key), f"arch.{key}")
+        if value is not None:
+            check_value(str(key), value, f"arch.{key}")
+    for name, axis in space.space.items():
+        target = axis.target(name)
+        if "." in target:
             continue
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", name):
-            raise ConfigError(f"expected a dotted module name like my_pkg.blocks, got {name!r}",
-                              f"plugins[{i}]")
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise ConfigError(
-                f"cannot import plugin module {name!r} ({type(exc).__name__}: {exc}); it must be "
-                "importable by the driver and by every Ray worker (install it, or put its folder "
-                "on PYTHONPATH before the Ray cluster starts)", f"plugins[{i}]") from None
-        except SystemExit as exc:  # a plugin must not end the process that imports it
-            raise ConfigError(f"plugin module {name!r} called sys.exit({shown(exc.code)}) while "
-                              "being imported; a plugin only registers entries",
-                              f"plugins[{i}]") from None
-        except Exception as exc:  # noqa: BLE001 - any error in the plugin's own code
-            raise ConfigError(
-                f"plugin module {name!r} raised {type(exc).__name__} while being imported: "
-                f"{shown(str(exc))}; fix the plugin (run python -c 'import {name}' to see the "
-                "traceback)", f"plugins[{i}]") from None
-        _IMPORTED.add(name)
+        check_key(target, f"space.{name}" + (".param" if axis.param else ""))
+        for j, value in enumerate(axis.values or ()):
+            if value is not None:
+                check_value(target, value, f"space.{name}.{axis.kind}[{j}]")
 
 
 def _check_axes(space: SearchSpace) -> None:
@@ -613,9 +609,10 @@ def from_dict(data: Mapping[str, Any], source: str = "") -> SearchSpace:
 
 
 def load_space(path: str | Path, overrides: Sequence[str] = (), smoke: bool = False,
-               unset: Sequence[str] = ()) -> SearchSpace:
+               unset: Sequence[str] = (), plugins: Sequence[str] = ()) -> SearchSpace:
     """Read, remove keys (``unset``), override (``key.path=value``), validate and optionally
-    shrink a space file."""
+    shrink a space file; ``plugins`` (``--plugin``) join the file's ``plugins`` (its trial
+    workers import them too)."""
     from bench.config import remove_keys
 
     data = read_yaml(path)
@@ -627,6 +624,10 @@ def load_space(path: str | Path, overrides: Sequence[str] = (), smoke: bool = Fa
         data = apply_overrides(data, overrides)
     except ConfigError as exc:
         raise exc.at(source=f"{path} (--set)") from None
+    if plugins:
+        import_plugins(plugins, "--plugin")
+        listed = data.get("plugins") if isinstance(data.get("plugins"), list) else []
+        data = {**data, "plugins": [*listed, *(p for p in plugins if p not in listed)]}
     space = from_dict(data, source=str(path))
     return shrink(space) if smoke else space
 
@@ -647,6 +648,14 @@ def space_schema() -> dict[str, Any]:
                         "description": props["dataset"].get("description", "")}
     refs = props["references"]
     refs["items"] = {"anyOf": [{"type": "string"}, refs["items"]]}
+    # The architecture parameters: the families' models of the spec layer (bench.spec.params).
+    arch = arch_schema()
+    defs.update(arch.pop("$defs", {}))
+    props["arch"] = {**arch, "description": props["arch"].get("description", "")}
+    defs["Axis"]["properties"]["param"] = {
+        "anyOf": [{"enum": list(param_keys())}, {"type": "string", "pattern": r"\."},
+                  {"type": "null"}],
+        "description": defs["Axis"]["properties"]["param"].get("description", "")}
     schema["title"] = "resbench search space"
     return schema
 
@@ -720,15 +729,9 @@ def _cleared(axis: Axis) -> dict[str, Any]:
 
 
 def dataset_shape(data: DataSpec) -> tuple[int, int, int] | None:
-    """(num_classes, channels, image side) known without loading, or None (image folders)."""
-    size = data.image_size
-    if data.name == "digits":
-        return 10, 3, size or 32
-    if data.name in ("cifar10", "cifar100"):
-        return (100 if data.name == "cifar100" else 10), 3, size or 32
-    if data.name == "synthetic":
-        return data.num_classes, data.shape[0], size or data.shape[1]
-    return None
+    """(num_classes, channels, image side) known without loading (the dataset's registered
+    definition), or None (image folders)."""
+    return DATASETS.get(data.name, "dataset.name").image_shape(data)
 
 
 def sample_of(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -876,18 +879,17 @@ def validate_decoding(space: SearchSpace) -> None:
     _check_budget(space, [s.arch for s in specs])
 
 
-# Images in the official splits of the built-in datasets whose size is known without loading.
-_DIGITS_SPLITS = (1797 - 1797 // 5, 1797 // 5)
+def _splits(data: DataSpec) -> tuple[int, int] | None:
+    """(train, test) images of the dataset, from its registered definition, or None."""
+    return DATASETS.get(data.name, "dataset.name").resolved(data).splits
 
 
 def _check_dataset_size(data: DataSpec) -> None:
     """A subset larger than the dataset fails at load time in every trial; say so up front."""
-    if data.name == "digits":
-        n_train, n_test = _DIGITS_SPLITS
-    elif data.name == "synthetic":
-        n_train, n_test = data.synthetic_size, max(1, data.synthetic_size // 5)
-    else:
+    splits = _splits(data)
+    if splits is None:
         return
+    n_train, n_test = splits
     for key, n in (("subset", n_train), ("test_subset", n_test)):
         value = getattr(data, key)
         if value is not None and value > n:
@@ -896,16 +898,12 @@ def _check_dataset_size(data: DataSpec) -> None:
                               f"dataset.{key}")
 
 
-_CIFAR_TRAIN = 50_000
-
-
 def _check_image_passes(spec: TrialSpec) -> None:
     """epochs x training images of one trial within ``MAX_IMAGE_PASSES`` (where the image
     count is known without loading: a subset, or a built-in dataset's size)."""
     data = spec.data
-    known = {"digits": _DIGITS_SPLITS[0], "synthetic": data.synthetic_size,
-             "cifar10": _CIFAR_TRAIN, "cifar100": _CIFAR_TRAIN}
-    images = data.subset or known.get(data.name)
+    splits = _splits(data)
+    images = data.subset or (splits[0] if splits else None)
     if images is None:
         return
     epochs = spec.train.epochs
@@ -921,16 +919,16 @@ def _check_budget(space: SearchSpace, archs: Sequence[ArchSpec]) -> None:
     c = space.constraints
     if (c.max_params is None and c.max_macs is None) or not archs:
         return
-    from bench.models import cost
+    from bench.spec.costs import arch_counts  # exact counts from the spec, no model built
 
     smallest: list[int] = []
     distinct = list(dict.fromkeys(archs))
     for arch in distinct:
-        k = cost(arch)
-        if not c.violation(k.params, k.macs):
+        counted = arch_counts(arch)
+        if not c.violation(*counted):
             return
-        smallest = [min(a, b) for a, b in zip(smallest, (k.params, k.macs), strict=True)] if smallest \
-            else [k.params, k.macs]
+        smallest = [min(a, b) for a, b in zip(smallest, counted, strict=True)] if smallest \
+            else list(counted)
     limits = ", ".join(f"{k} {human(v)}" for k, v in (("max_params", c.max_params),
                                                        ("max_macs", c.max_macs)) if v)
     raise ConfigError(

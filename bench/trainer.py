@@ -17,23 +17,32 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from bench.augment import Normalizer, autocast, crop_flip, cutout, evaluate
-from bench.config import doc, flatten, parse, to_dict
-from bench.data import DataSpec, Splits, load_dataset
+from bench.config import flatten, to_dict
+from bench.data import Splits, load_dataset
 from bench.data import identity as data_identity
 from bench.diagnostics import grad_groups, gradient_norms, lesion_study
 from bench.errors import ConfigError
 from bench.measure import benchmark, environment
-from bench.models import ArchSpec, arch_from_params, build_model, cifar_resnet, cost
+from bench.models import ArchSpec, build_model, cost
+from bench.spec.trial import (  # noqa: F401 - the trial schema (torch-free), re-exported
+    MAX_EPOCHS,
+    DataSpec,
+    DiagnosticsSpec,
+    MeasureSpec,
+    TrainSpec,
+    TrialResult,
+    TrialSpec,
+    parse_trial,
+)
 
 CHECKPOINT_FORMAT = 1
-MAX_EPOCHS = 100_000  # a bound that no real recipe reaches; more is a typo or an attack
 ReportFn = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]
 
 # Metric names are stable (sweeps, tracking and reports key on them); accuracies in percent.
@@ -64,166 +73,6 @@ FINAL_METRICS = {
     "peak_mem_mb": "measure: peak CUDA memory allocated (CUDA only)",
     "measure_batch_size": "measure: the batch size that ran (halved on out-of-memory)",
 }
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    """Optimisation and execution settings of one trial."""
-
-    epochs: int = doc("training epochs", default=10)
-    batch_size: int = doc("training batch size (the last partial batch of an epoch is dropped)", default=128)
-    eval_batch_size: int = doc("batch size of validation / test evaluation", default=1000)
-    optimizer: Literal["sgd", "adamw"] = doc("sgd (momentum, optional nesterov) or adamw", default="sgd")
-    lr: float = doc("peak learning rate", default=0.1)
-    momentum: float = doc("SGD momentum", default=0.9)
-    nesterov: bool = doc("SGD Nesterov momentum", default=True)
-    betas: tuple[float, ...] = doc("AdamW betas", default=(0.9, 0.999))
-    weight_decay: float = doc("L2 / decoupled weight decay", default=5e-4)
-    decay_bn_bias: bool = doc("also decay BN parameters and biases (1-d tensors)", default=False)
-    label_smoothing: float = doc("label smoothing of the training loss", default=0.0)
-    schedule: Literal["step", "cosine", "onecycle", "constant"] = doc(
-        "LR schedule (per step): step (x gamma at milestones), cosine, onecycle (linear up, "
-        "linear down to 0), constant",
-        default="cosine",
-    )
-    warmup_epochs: float = doc("linear warm-up (onecycle: the rising phase, if > 0)", default=0.0)
-    milestones: tuple[float, ...] = doc("step schedule: fractions of training", default=(0.5, 0.75))
-    gamma: float = doc("step schedule: LR factor at each milestone", default=0.1)
-    onecycle_peak: float = doc("onecycle: fraction of training spent rising", default=0.25)
-    onecycle_div: float = doc("onecycle: starting LR = lr / onecycle_div", default=25.0)
-    final_lr: float = doc("cosine / onecycle: final LR as a fraction of lr", default=0.0)
-    grad_clip: float = doc("clip the global gradient norm to this; 0 = off", default=0.0)
-    precision: Literal["auto", "fp32", "bf16"] = doc(
-        "auto: bf16 on CUDA; on a CPU bf16 only where a measured check finds it faster", default="auto")
-    channels_last: Literal["auto"] | bool = doc(
-        "NHWC activations; auto: on (faster with cuDNN and with oneDNN on CPU)", default="auto"
-    )
-    compile: bool = doc("torch.compile the model for training", default=False)
-    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = doc(
-        "torch.compile mode (reduce-overhead uses CUDA graphs)", default="default"
-    )
-    seed: int = doc("seed of initialisation, shuffling and augmentation", default=0)
-    device: Literal["auto", "cpu", "cuda"] = doc("auto: cuda when available", default="auto")
-    threads: int = doc("torch intra-op threads; 0 = leave torch's setting", default=0)
-    eval_test: bool = doc("evaluate the test split at the end (final numbers)", default=True)
-    test_every: int = doc(
-        "also evaluate the test split every N epochs, for test-error curves (He et al. Fig. 6); "
-        "0 = only at the end. Search still optimises the validation split", default=0)
-
-    def __post_init__(self) -> None:
-        checks = {
-            "epochs": 1 <= self.epochs <= MAX_EPOCHS,
-            "batch_size": self.batch_size >= 1,
-            "eval_batch_size": self.eval_batch_size >= 1,
-            "lr": self.lr > 0 and math.isfinite(self.lr),
-            "momentum": 0 <= self.momentum < 1,
-            "weight_decay": self.weight_decay >= 0,
-            "label_smoothing": 0 <= self.label_smoothing < 1,
-            "warmup_epochs": 0 <= self.warmup_epochs < self.epochs,
-            "gamma": 0 < self.gamma <= 1,
-            "onecycle_peak": 0 < self.onecycle_peak < 1,
-            "onecycle_div": self.onecycle_div >= 1,
-            "final_lr": 0 <= self.final_lr <= 1,
-            "grad_clip": self.grad_clip >= 0,
-            "threads": self.threads >= 0,
-            "test_every": self.test_every >= 0,
-            "betas": len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
-            "milestones": all(0 < m < 1 for m in self.milestones),
-        }
-        rules = {
-            "epochs": f"in 1..{MAX_EPOCHS:,}", "batch_size": ">= 1", "eval_batch_size": ">= 1", "lr": "> 0",
-            "momentum": "in [0, 1)", "weight_decay": ">= 0", "label_smoothing": "in [0, 1)",
-            "warmup_epochs": f"in [0, epochs={self.epochs})", "gamma": "in (0, 1]",
-            "onecycle_peak": "in (0, 1)", "onecycle_div": ">= 1", "final_lr": "in [0, 1]",
-            "grad_clip": ">= 0 (0 = off)", "threads": ">= 0 (0 = torch's default)",
-            "test_every": ">= 0 (0 = test only at the end)",
-            "betas": "two numbers in [0, 1)", "milestones": "fractions in (0, 1)",
-        }
-        for key, ok in checks.items():
-            if not ok:
-                raise ConfigError(f"must be {rules[key]}, got {getattr(self, key)!r}", key)
-
-
-@dataclass(frozen=True)
-class MeasureSpec:
-    """Runtime measurement after training (``bench.measure.benchmark``)."""
-
-    enabled: bool = doc("measure throughput, latency and memory after training", default=False)
-    batch_size: int = doc("batch size of the throughput runs (halved on out-of-memory)", default=256)
-    warmup: int = doc("untimed iterations before each timed run", default=5)
-    iters: int = doc("timed iterations of each throughput run", default=20)
-    latency_iters: int = doc("timed batch-1 iterations for the latency percentiles", default=50)
-    train_step: bool = doc("also time a full training step (on a copy of the model)", default=True)
-
-    def __post_init__(self) -> None:
-        for key in ("batch_size", "iters", "latency_iters"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"must be >= 1, got {getattr(self, key)}", key)
-        if self.warmup < 0:
-            raise ConfigError(f"must be >= 0, got {self.warmup}", "warmup")
-
-
-@dataclass(frozen=True)
-class DiagnosticsSpec:
-    """Gradient-flow and lesion diagnostics (``bench.diagnostics``)."""
-
-    grad_norms: bool = doc(
-        "record grad_norm/<stem|block|head> each epoch (last batch of the epoch, before clipping)",
-        default=False,
-    )
-    lesion: bool = doc("lesion study after training (Veit et al. 2016)", default=False)
-    lesion_k: tuple[int, ...] = doc("numbers of random blocks deleted together", default=(2, 4, 8))
-    lesion_samples: int = doc("random draws per k", default=5)
-    lesion_split: Literal["val", "test"] = doc("split the lesion accuracies are measured on", default="test")
-
-    def __post_init__(self) -> None:
-        if self.lesion_samples < 1 or any(k < 1 for k in self.lesion_k):
-            raise ConfigError("lesion_samples and every lesion_k must be >= 1", "lesion_k")
-
-
-def _default_arch() -> ArchSpec:
-    return cifar_resnet(20)
-
-
-@dataclass(frozen=True)
-class TrialSpec:
-    """Everything one trial needs; parse with ``parse_trial`` (or ``bench.config.parse``)."""
-
-    arch: ArchSpec = doc("the model (see bench.models.ArchSpec)", default_factory=_default_arch)
-    data: DataSpec = doc("the dataset and augmentation", default_factory=DataSpec)
-    train: TrainSpec = doc("optimisation and execution", default_factory=TrainSpec)
-    measure: MeasureSpec = doc("runtime measurement", default_factory=MeasureSpec)
-    diagnostics: DiagnosticsSpec = doc("gradient flow and lesion study", default_factory=DiagnosticsSpec)
-    name: str = doc("trial name (display)", default="")
-
-
-@dataclass
-class TrialResult:
-    """The outcome of ``train``: status, final metrics, per-epoch history, diagnostics, env."""
-
-    status: Literal["completed", "diverged", "failed"]
-    message: str = ""
-    metrics: dict[str, float] = field(default_factory=dict)
-    history: list[dict[str, float]] = field(default_factory=list)
-    diagnostics: dict[str, Any] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def parse_trial(data: Mapping[str, Any] | None, source: str = "") -> TrialSpec:
-    """A TrialSpec from plain data; ``arch`` may be the structured form (with ``stages``) or
-    the flat sweep form (``depth``, ``block``, ``skip``, ``model``, ...; see
-    ``bench.models.arch_from_params``)."""
-    data = dict(data or {})
-    arch = data.get("arch")
-    if isinstance(arch, Mapping) and "stages" not in arch:
-        try:
-            data["arch"] = arch_from_params(arch)
-        except ConfigError as exc:
-            raise exc.at("arch", source) from None
-    return parse(TrialSpec, data, source=source)
 
 
 # --- learning-rate schedule -------------------------------------------------------------------

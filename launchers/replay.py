@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import plugins
 from bench.errors import ConfigError, ResbenchError
 
 DEFAULT_VARIANTS = ("random", "grid", "tpe", "tpe+asha", "nsga2", "nsga2+asha", "nsga2+mo_asha")
@@ -59,12 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="combine the results files of earlier replays (shards) instead of "
                         "replaying; a (variant, seed) present twice must not differ")
     p.add_argument("--debug", action="store_true", help="tracebacks on errors")
+    plugins.add_argument(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        plugins.import_plugins(args.plugin, "--plugin")
         return run(args)
     except ResbenchError as exc:
         if args.debug:

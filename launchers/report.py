@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from bench import plugins
 from bench.errors import ConfigError, ResbenchError
 
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "sqlite:///<repo>/mlflow/mlflow.db)")
     p.add_argument("--sweep", action="append", default=[], metavar="SWEEP_ID",
                    help="only this sweep's runs (resbench.sweep_id tag); repeatable")
+    plugins.add_argument(p)
     return p
 
 
@@ -51,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or str(repo_root() / "reports" / f"{default_stem(args.experiment)}.html")
     quiet_store_logs()
     try:
+        plugins.import_plugins(args.plugin, "--plugin")
         path = write_report(uri, args.experiment, out, sweeps=args.sweep)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -54,6 +54,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import plugins
 from bench.config import to_dict
 from bench.diagnostics import lesion_metrics
 from bench.errors import ConfigError, ResbenchError, did_you_mean
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", metavar="NAME", help="import: experiment (default study-NAME)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    plugins.add_argument(p)
     return p
 
 
@@ -695,6 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.form = "smoke" if args.smoke else (args.form or "gpu")
     args.argv = argv
     try:
+        plugins.import_plugins(args.plugin, "--plugin")
         return run(args)
     except ResbenchError as exc:
         if args.debug:

@@ -17,6 +17,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from bench import plugins
 from bench.config import parse_override
 from bench.errors import ConfigError
 from bench.models import CANONICAL, arch_from_params, cost
@@ -46,8 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="an architecture parameter (depth, block, skip, width, widen, stem, ...); repeatable",
     )
+    plugins.add_argument(parser)
     args = parser.parse_args(argv)
     try:
+        plugins.import_plugins(args.plugin, "--plugin")
         sets = dict(parse_override(text) for text in args.set)
         table = []
         for name, params in _rows(args.arch, sets):

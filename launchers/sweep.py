@@ -57,6 +57,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import plugins
 from bench.config import to_dict
 from bench.errors import ConfigError, ResbenchError
 
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the JSON Schema of the search-space format and exit")
     p.add_argument("--debug", action="store_true",
                    help="tracebacks on errors, worker logs on the console, keep Ray's temp files")
+    plugins.add_argument(p)
     return p
 
 
@@ -419,18 +421,14 @@ def plan(space: Any, prescreen: dict[str, Any] | None = None
          ) -> tuple[list[Planned] | None, list[Planned]]:
     """(search trials, or None under Optuna; reference trials), with costs and verdicts; with a
     ``prescreen`` screening (``Screening.as_dict``), grid / random run only its kept configs."""
-    from bench.models import cost
     from bench.space import decode, reference_configs, search_configs
-
-    costs: dict[Any, Any] = {}
+    from bench.spec.costs import arch_counts  # exact, from the spec (cached per architecture)
 
     def planned(i: int, config: dict[str, Any], check: bool) -> Planned:
         spec = decode(space, config)
-        if spec.arch not in costs:
-            costs[spec.arch] = cost(spec.arch)
-        c = costs[spec.arch]
-        reason = space.constraints.violation(c.params, c.macs) if check else ""
-        return Planned(i, config, spec, c.params, c.macs, reason)
+        params, macs = arch_counts(spec.arch)
+        reason = space.constraints.violation(params, macs) if check else ""
+        return Planned(i, config, spec, params, macs, reason)
 
     search = None
     if not space.search.is_optuna:
@@ -494,16 +492,16 @@ def dry_run(space: Any, source: str, digest: str, estimate: bool = True) -> list
     n_rej = 0
     if search is None:
         archs, cut = architectures(space)
-        from bench.models import cost
         from bench.space import decode
+        from bench.spec.costs import arch_counts
 
         rows = []
         for a in archs:
             spec = decode(space, {"sample": a})
-            c = cost(spec.arch)
-            reason = space.constraints.violation(c.params, c.macs)
+            params, macs = arch_counts(spec.arch)
+            reason = space.constraints.violation(params, macs)
             rows.append([spec.arch.label, ", ".join(f"{k}={v}" for k, v in a.items()),
-                         human(c.params), human(c.macs), f"rejected: {reason}" if reason else "ok"])
+                         human(params), human(macs), f"rejected: {reason}" if reason else "ok"])
             n_rej += bool(reason)
         specs = [decode(space, {"sample": a}) for a in archs]
         ok = [sp for sp, r in zip(specs, rows, strict=True) if r[-1] == "ok"]
@@ -613,6 +611,7 @@ def run(args: argparse.Namespace) -> int:
     if args.schema:
         from bench.space import space_schema
 
+        plugins.import_plugins(args.plugin, "--plugin")  # their block parameters join the schema
         print(json.dumps(space_schema(), indent=2))
         return 0
     if not args.space:
@@ -626,7 +625,8 @@ def run(args: argparse.Namespace) -> int:
     from bench.space import load_space, space_hash
     from bench.tracking import default_artifact_location, default_tracking_uri, repo_root
 
-    space = load_space(args.space, args.set, smoke=args.smoke, unset=args.unset)
+    space = load_space(args.space, args.set, smoke=args.smoke, unset=args.unset,
+                       plugins=args.plugin)
     for warning in schedule_warnings(space):
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     digest = space_hash(space)

@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from bench import plugins
 from bench.config import apply_overrides, load_yaml, parse_override, to_dict
 from bench.errors import ConfigError, ResbenchError
 from bench.jsonio import finite, write_atomic
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-spec", action="store_true", help="print the resolved spec as YAML and exit")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks for configuration errors")
+    plugins.add_argument(p)
     return p
 
 
@@ -238,6 +240,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        plugins.import_plugins(args.plugin, "--plugin")
         return run(args)
     except ResbenchError as exc:
         if args.debug:

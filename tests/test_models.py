@@ -288,7 +288,7 @@ def registered():
 
 
 def test_custom_block_skip_and_stem_by_name(registered) -> None:
-    def single_conv(cin: int, width: int, cout: int, stride: int, arch: ArchSpec) -> nn.Module:
+    def single_conv(cin: int, width: int, cout: int, stride: int) -> nn.Module:
         return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout))
 
     class Scaled(Skip):

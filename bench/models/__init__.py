@@ -2,24 +2,26 @@
 
 Blocks, skip styles and stems are registries (``register_block`` / ``register_skip`` /
 ``register_stem``); an ``ArchSpec`` names entries of each and ``build_model`` composes them, so
-every block x skip x stem combination is one spec, never one class per combination.
+every block x skip x stem combination is one spec, never one class per combination. The specs,
+registries and presets themselves are torch-free (``bench.spec``); this package holds the torch
+side (modules, builder, cost model) and re-exports the rest.
 """
 
 from bench.models.blocks import BLOCKS, Block, BlockDef, register_block
 from bench.models.builder import StagedNet, build_model, residual_blocks
 from bench.models.cost import ModelCost, cost, count_params
-from bench.models.presets import (
+from bench.models.skips import SKIPS, Skip, SkipDef, register_skip
+from bench.models.stems import STEMS, StemDef, register_stem
+from bench.spec.arch import ArchSpec, StageSpec
+from bench.spec.params import arch_from_params
+from bench.spec.presets import (
     CANONICAL,
-    arch_from_params,
     cifar_resnet,
     densenet,
     imagenet_resnet,
     timm_arch,
     wide_resnet,
 )
-from bench.models.skips import SKIPS, Skip, SkipDef, register_skip
-from bench.models.spec import ArchSpec, StageSpec
-from bench.models.stems import STEMS, StemDef, register_stem
 
 __all__ = [
     "BLOCKS",

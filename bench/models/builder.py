@@ -15,10 +15,9 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from bench.models.blocks import Block, bn_relu, conv1x1
-from bench.models.skips import SKIPS
-from bench.models.spec import ArchSpec
-from bench.models.stems import STEMS
 from bench.models.strided import route_strided_pointwise
+from bench.spec.arch import ArchSpec
+from bench.spec.parts import SKIPS, STEMS
 
 
 class Head(nn.Module):
@@ -101,7 +100,7 @@ def _residual_stage(arch: ArchSpec, index: int, cin: int, cout: int) -> nn.Modul
         pre = bn_relu(c_in) if bdef.preact and (index, j) != (0, 0) else None
         blocks.append(
             Block(
-                bdef.factory(c_in, width, cout, stride, arch),
+                bdef.factory(c_in, width, cout, stride, **stage.block_kwargs(arch)),
                 sdef.factory(c_in, cout, stride, bdef.preact),
                 pre=pre,
                 # not in-place: a lesioned identity block would otherwise overwrite its input
@@ -123,8 +122,10 @@ def _dense_stage(arch: ArchSpec, index: int, cin: int, cout: int) -> nn.Module:
         cin = start
     elif stage.stride > 1:
         layers.append(nn.AvgPool2d(stage.stride, stage.stride, ceil_mode=True))
+    kwargs = stage.block_kwargs(arch)
     for _ in range(stage.depth):
-        layers.append(Block(bdef.factory(cin, k, cin + k, 1, arch), sdef.factory(cin, cin + k, 1, False)))
+        layers.append(Block(bdef.factory(cin, k, cin + k, 1, **kwargs),
+                            sdef.factory(cin, cin + k, 1, False)))
         cin += k
     return nn.Sequential(*layers)
 

@@ -19,15 +19,13 @@ Registered styles (He et al. 2015 options A/B/C, a highway-style gate, a plain n
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.registry import Registry
+# SkipDef and the SKIPS registry live in the torch-free bench.spec.parts (its built-in entries
+# name the classes below lazily); re-exported here.
+from bench.spec.parts import SKIPS, SkipDef, SkipFactory, register_skip
 
 GATE_BIAS_INIT = -2.0  # T = sigmoid(-2) ~ 0.12: mostly carry at init (Srivastava et al.: -1..-3)
 
@@ -44,31 +42,6 @@ class Skip(nn.Module):
     def lesion(self, x: torch.Tensor) -> torch.Tensor:
         """The output with the residual branch deleted (F(x) := 0)."""
         return self.shortcut(x)
-
-
-# (in_channels, out_channels, stride, preact) -> Skip; ``preact``: the block is pre-activation.
-SkipFactory = Callable[[int, int, int, bool], Skip]
-
-
-@dataclass(frozen=True)
-class SkipDef:
-    """A skip style. ``kind`` must match the block's kind (residual or dense);
-    ``reduces_channels`` is False for styles that cannot map to fewer channels (zero padding)."""
-
-    factory: SkipFactory
-    kind: Literal["residual", "dense"] = "residual"
-    reduces_channels: bool = True
-    description: str = ""
-
-
-SKIPS: Registry[SkipDef] = Registry("skip style")
-
-
-def register_skip(name: str, skip: SkipDef, *, overwrite: bool = False) -> SkipDef:
-    """Add a skip style (usable by name in ``ArchSpec.skip``)."""
-    if not isinstance(skip, SkipDef):
-        raise TypeError(f"register_skip expects a SkipDef, got {type(skip).__name__}")
-    return SKIPS.register(name, skip, overwrite=overwrite)
 
 
 def _out_hw(x: torch.Tensor, stride: int) -> tuple[int, int]:
@@ -167,20 +140,10 @@ class Concat(Skip):
         return F.pad(x, (0, 0, 0, 0, 0, self.growth))
 
 
-for _name, _def in {
-    "identity": SkipDef(
-        IdentityA, reduces_channels=False,
-        description="option A: parameter-free, subsample + zero-pad channels",
-    ),
-    "projection": SkipDef(Projection, description="option B: 1x1 conv + BN where the shape changes"),
-    "projection_all": SkipDef(
-        lambda cin, cout, s, preact=False: Projection(cin, cout, s, preact, always=True),
-        description="option C: 1x1 conv + BN on every block",
-    ),
-    "gated": SkipDef(
-        Gated, reduces_channels=False, description="highway gate T*F + (1-T)*x, T = sigmoid(1x1 conv)"
-    ),
-    "none": SkipDef(NoSkip, description="plain net (no shortcut)"),
-    "concat": SkipDef(Concat, kind="dense", description="DenseNet concatenation"),
-}.items():
-    SKIPS.register(_name, _def)
+def projection_all(cin: int, cout: int, stride: int, preact: bool = False) -> Projection:
+    """Option C: a projection on every block."""
+    return Projection(cin, cout, stride, preact, always=True)
+
+
+__all__ = ["SKIPS", "Concat", "Gated", "IdentityA", "NoSkip", "Projection", "Skip", "SkipDef",
+           "SkipFactory", "projection_all", "register_skip"]

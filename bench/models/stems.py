@@ -16,38 +16,11 @@ depth 6n+2 / 9n+2) or ``imagenet`` (4 stages, ResNet-18/34/50/101/152, DenseNet-
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
-
 from torch import nn
 
-from bench.registry import Registry
-
-# (in_chans, width, norm) -> module mapping [N, in_chans, H, W] to [N, width, H / reduction, ...]
-StemFactory = Callable[[int, int, bool], nn.Module]
-
-
-@dataclass(frozen=True)
-class StemDef:
-    """A stem type: ``reduction`` is its total stride, ``width_divisor`` what its width must be a
-    multiple of, ``layout`` the depth convention presets use with it (see the module doc)."""
-
-    factory: StemFactory
-    reduction: int = 1
-    width_divisor: int = 1
-    layout: Literal["cifar", "imagenet"] = "cifar"
-    description: str = ""
-
-
-STEMS: Registry[StemDef] = Registry("stem")
-
-
-def register_stem(name: str, stem: StemDef, *, overwrite: bool = False) -> StemDef:
-    """Add a stem type (usable by name in ``ArchSpec.stem``)."""
-    if not isinstance(stem, StemDef):
-        raise TypeError(f"register_stem expects a StemDef, got {type(stem).__name__}")
-    return STEMS.register(name, stem, overwrite=overwrite)
+# StemDef and the STEMS registry live in the torch-free bench.spec.parts (its built-in entries
+# name the factories below lazily); re-exported here.
+from bench.spec.parts import STEMS, StemDef, StemFactory, register_stem
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int, stride: int = 1) -> list[nn.Module]:
@@ -80,15 +53,4 @@ def _deep(in_chans: int, width: int, norm: bool = True) -> nn.Module:
     )
 
 
-STEMS.register("cifar", StemDef(_cifar, reduction=1, description="3x3 conv [+ BN + ReLU]"))
-STEMS.register(
-    "imagenet",
-    StemDef(_imagenet, reduction=4, layout="imagenet", description="7x7/2 conv + BN + ReLU + max-pool"),
-)
-STEMS.register(
-    "deep",
-    StemDef(
-        _deep, reduction=4, width_divisor=2, layout="imagenet",
-        description="three 3x3 convs (ResNet-C) + max-pool",
-    ),
-)
+__all__ = ["STEMS", "StemDef", "StemFactory", "register_stem"]

@@ -94,8 +94,8 @@ class FaultyBranch(nn.Module):
 def _register() -> None:
     basic = BLOCKS.get("basic")
     for fault in (*FAULTS, "slow"):
-        def factory(cin, width, cout, stride, arch, _fault=fault):
-            return FaultyBranch(basic.factory(cin, width, cout, stride, arch), _fault)
+        def factory(cin, width, cout, stride, _fault=fault, **params):
+            return FaultyBranch(basic.factory(cin, width, cout, stride, **params), _fault)
 
         name = "slow" if fault == "slow" else f"fault_{fault}"
         register_block(name, dataclasses.replace(basic, factory=factory,
