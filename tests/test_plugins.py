@@ -155,6 +155,6 @@ def test_sweep_searches_the_plugin_blocks_parameters(ray_session, tmp_path, caps
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(experiment_names=["plugin_blocks"])
     children = runs[runs["tags.mlflow.parentRunId"].notna()]
-    assert sorted(children["params.cardinality"].dropna()) == ["1", "4"]
-    assert list(children["params.se_ratio"].dropna()) == ["2"]
+    assert sorted(children["params.sample.cardinality"].dropna()) == ["1", "4"]
+    assert list(children["params.sample.se_ratio"].dropna()) == ["2"]
     assert (children["tags.resbench.status"] == "completed").all()
