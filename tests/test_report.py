@@ -744,7 +744,8 @@ def test_sweep_report_in_chromium(sweep: Sweep, sweep_report: Path, browser: Any
     box = front.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.locator(".tooltip").wait_for(state="visible", timeout=5000)
-    assert "val_acc" in page.locator(".tooltip").inner_text()
+    shown = page.locator(".tooltip").inner_text()  # the hovered point (here the timm reference)
+    assert "params:" in shown and shown.splitlines()[0] in page.locator("#pareto").inner_text()
     assert o.errors == []
     page.close()
     md, csv_text = (p.read_text() for p in report_paths(out)[1:])
