@@ -78,6 +78,7 @@ class Table:
     space: SearchSpace
     epochs: int
     trials: dict[str, Recorded] = field(default_factory=dict)
+    space_data: dict[str, Any] = field(default_factory=dict)  # the resolved space, as recorded
 
     @property
     def total_epochs(self) -> int:
@@ -118,7 +119,7 @@ def table_from_runs(runs: Sequence[dict[str, Any]], experiment: str,
     from bench.report.fetch import is_sweep
 
     space = from_dict(dict(space_data))
-    table = Table(experiment, space, space.train.epochs)
+    table = Table(experiment, space, space.train.epochs, space_data=dict(space_data))
     for run in runs:
         tags = run["tags"]
         if is_sweep(run) or tags.get("resbench.kind") == "reference":
@@ -162,6 +163,54 @@ def load_recorded(uri: str, experiment: str) -> Table:
             space_data = json.load(f)
     mine = [r for r in runs if r["tags"].get("resbench.sweep_id") == sweep_id]
     return table_from_runs(mine, experiment, space_data)
+
+
+TABLE_FORMAT = "resbench.replay.table/1"
+
+
+def table_to_dict(table: Table) -> dict[str, Any]:
+    """The table as plain data (``save_table``): enough to replay without the MLflow store."""
+    return {"format": TABLE_FORMAT, "experiment": table.experiment, "epochs": table.epochs,
+            "space": table.space_data,
+            "trials": [{"sample": r.sample, "label": r.label, "curve": list(r.curve),
+                        "cost": r.cost, "proxies": r.proxies} for r in table.trials.values()]}
+
+
+def table_from_dict(data: Mapping[str, Any], source: str = "--recorded") -> Table:
+    """The inverse of ``table_to_dict``; a file of another format is refused by name."""
+    if not isinstance(data, Mapping) or data.get("format") != TABLE_FORMAT:
+        got = data.get("format") if isinstance(data, Mapping) else type(data).__name__
+        raise ConfigError(f"not a recorded replay table (format {got!r}, expected "
+                          f"{TABLE_FORMAT!r})", source)
+    try:
+        space = from_dict(dict(data["space"]))
+        table = Table(str(data["experiment"]), space, int(data["epochs"]),
+                      space_data=dict(data["space"]))
+        for t in data["trials"]:
+            sample = {k: _typed(space, k, str(v)) for k, v in t["sample"].items()}
+            curve = tuple({k: math.nan if v is None else float(v) for k, v in e.items()}
+                          for e in t["curve"])  # JSON holds NaN as null
+            if len(curve) != table.epochs:
+                raise ConfigError(f"trial {t.get('label')!r} has {len(curve)} epochs, the "
+                                  f"table {table.epochs}", source)
+            table.trials[key(sample)] = Recorded(
+                sample, str(t["label"]), curve, {k: float(v) for k, v in t["cost"].items()},
+                {k: float(v) for k, v in t["proxies"].items()})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"malformed recorded replay table: {type(exc).__name__}: {exc}",
+                          source) from None
+    if not table.trials:
+        raise ConfigError("the recorded replay table holds no trials", source)
+    return table
+
+
+def load_table_file(path: str) -> Table:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}", "--recorded") from None
+    return table_from_dict(data)
 
 
 # --- the replay ---------------------------------------------------------------------------------
@@ -370,4 +419,5 @@ def markdown(table: Table, budget: int, summary: Mapping[str, Mapping[str, float
 
 
 __all__ = ["Budget", "PRESCREEN", "Recorded", "Run", "Table", "VARIANTS", "aggregate", "variant_space",
-           "load_recorded", "markdown", "proxy_correlations", "replay", "replay_trial", "table_from_runs"]
+           "load_recorded", "load_table_file", "markdown", "proxy_correlations", "replay", "replay_trial", "table_from_dict",
+           "table_from_runs", "table_to_dict"]

@@ -260,7 +260,9 @@ def make_searcher(space: SearchSpace, points: list[dict[str, Any]] | None = None
     s = space.search
     if s.algorithm == "optuna_nsga2":
         kwargs = {"population_size": s.population_size} if s.population_size else {}
-        sampler = optuna.samplers.NSGAIISampler(seed=s.seed, **kwargs)
+        from bench.samplers import NSGAIISampler  # picklable (Ray stores the searcher)
+
+        sampler = NSGAIISampler(seed=s.seed, **kwargs)
     else:
         sampler = optuna.samplers.TPESampler(seed=s.seed)
     names, modes = list(s.objectives), list(s.objectives.values())

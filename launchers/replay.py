@@ -5,10 +5,14 @@ curves a finished exhaustive sweep recorded in MLflow (``bench.replay``).
     python -m launchers.replay --experiment NAME --variant tpe --variant nsga2+mo_asha --seeds 5
     python -m launchers.replay --experiment NAME --variant prescreen:synflow --budget 160
     python -m launchers.replay --experiment NAME --merge a.json b.json   # shards run apart
+    python -m launchers.replay --experiment NAME --save-recorded table.json --seeds 1
+    python -m launchers.replay --recorded results/recorded-exhaustive_cifar.json  # no store needed
 
 Shards: replays of disjoint variant sets (e.g. one process per core, each with its own --out)
 combine with ``--merge`` into one result; they must share the experiment, budget and reduction
-factor.
+factor. ``--save-recorded FILE`` writes the recorded table (every configuration's curve, cost
+and proxy scores, with the resolved space) as JSON; ``--recorded FILE`` replays from such a file
+instead of MLflow, so a committed table reproduces a replay without the sweep's store.
 
 Writes ``results/replay-<experiment>.json`` (every run: variant, seed, epochs used, trials, best
 val_acc, regret, hypervolume ratio, the best-so-far trace against epochs) and
@@ -40,7 +44,12 @@ DEFAULT_VARIANTS = ("random", "grid", "tpe", "tpe+asha", "nsga2", "nsga2+asha", 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m launchers.replay", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--experiment", required=True, help="MLflow experiment of the exhaustive sweep")
+    p.add_argument("--experiment", help="MLflow experiment of the exhaustive sweep (required "
+                   "unless --recorded names a saved table)")
+    p.add_argument("--recorded", metavar="FILE",
+                   help="replay from a table saved with --save-recorded instead of MLflow")
+    p.add_argument("--save-recorded", metavar="FILE",
+                   help="also write the recorded table (curves, costs, proxies, space) as JSON")
     p.add_argument("--tracking-uri", metavar="URI",
                    help="default: MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlflow/mlflow.db")
     p.add_argument("--variant", action="append", metavar="NAME",
@@ -88,8 +97,27 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seeds < 1:
         raise ConfigError(f"must be >= 1, got {args.seeds}", "--seeds")
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
-    table = rp.load_recorded(uri, args.experiment)
+    if args.recorded:
+        if args.tracking_uri:
+            raise ConfigError("give --recorded or --tracking-uri, not both", "--recorded")
+        table = rp.load_table_file(args.recorded)
+        if args.experiment and args.experiment != table.experiment:
+            raise ConfigError(f"{args.recorded} records experiment {table.experiment!r}, not "
+                              f"{args.experiment!r}", "--experiment")
+        args.experiment = table.experiment
+        uri = f"recorded:{Path(args.recorded).name}"
+    elif not args.experiment:
+        raise ConfigError("name the exhaustive sweep's experiment, or a saved table with "
+                          "--recorded FILE", "--experiment")
+    else:
+        uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+        table = rp.load_recorded(uri, args.experiment)
+    if args.save_recorded:
+        from bench.jsonio import finite, write_atomic
+
+        write_atomic(Path(args.save_recorded), json.dumps(finite(rp.table_to_dict(table)),
+                                                          indent=1))
+        print(f"recorded table: {args.save_recorded} ({len(table.trials)} configurations)")
     budget = args.budget or max(1, round(args.budget_fraction * table.total_epochs))
     if budget < 1:
         raise ConfigError(f"must be >= 1, got {budget}", "--budget")

@@ -404,8 +404,16 @@ def test_a_sweep_lands_on_the_server(
     [version] = client.search_model_versions("name = 'served-best'")
     by_run = {c.info.run_id: c.data.tags["resbench.trial_id"] for c in children}
     assert by_run[version.run_id] == parent.data.tags["resbench.best_trial"]
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
-    model = mlflow.pytorch.load_model(f"models:/served-best/{version.version}")
+    # load_model resolves models:/ through the process-wide URIs, which an earlier test in this
+    # process may have set (set_tracking_uri beats the environment): set both, then restore.
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(server.url)
+    mlflow.set_registry_uri(server.url)
+    try:
+        model = mlflow.pytorch.load_model(f"models:/served-best/{version.version}")
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
     assert model(torch.zeros(2, 3, 8, 8)).shape == (2, 10)
 
 

@@ -208,3 +208,25 @@ def test_real_optuna_nsga2_sweep_with_mo_asha(ray_session, sweep, tmp_path):
     for _, r in children.iterrows():
         epochs = history(sweep.uri, r.run_id, "val_acc")
         assert epochs == [1, 2, 3] if r["tags.resbench.status"] == "completed" else len(epochs) < 3
+
+
+def test_the_nsga2_searcher_pickles_and_resumes_identically() -> None:
+    """Ray stores the searcher with the experiment (and loads it on --resume): the NSGA-II
+    sampler resbench builds must pickle (Optuna 5's holds a thread lock), and a loaded copy
+    proposes what the original would have."""
+    import pickle
+
+    import optuna
+
+    from bench.samplers import NSGAIISampler
+
+    def run(sampler: optuna.samplers.BaseSampler, n: int) -> list[tuple[float, float]]:
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        study.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_int("d", 1, 9)),
+                       n_trials=n)
+        return [tuple(t.params.values()) for t in study.trials]
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    copy = pickle.loads(pickle.dumps(NSGAIISampler(seed=7, population_size=4)))
+    assert run(copy, 12) == run(NSGAIISampler(seed=7, population_size=4), 12)
+    pickle.dumps(copy)  # and again after use

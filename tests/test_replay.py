@@ -94,6 +94,28 @@ def test_launcher_writes_results_and_table(recorded, store, tmp_path, capsys):
     assert "unknown experiment 'nope'" in capsys.readouterr().err
 
 
+def test_a_saved_table_replays_without_the_store(recorded, store, tmp_path, capsys):
+    """--save-recorded writes the table; --recorded replays it with no MLflow store, the same
+    runs as from MLflow; a file of another kind is refused by name."""
+    table = tmp_path / "table.json"
+    common = ["--variant", "tpe+asha", "--variant", "prescreen:synflow", "--seeds", "2",
+              "--budget", "6", "--markdown", str(tmp_path / "x.md")]
+    assert main(["--experiment", "tiny-exhaustive", "--tracking-uri", store, "--save-recorded",
+                 str(table), "--out", str(tmp_path / "mlflow.json"), *common]) == 0
+    saved = json.loads(table.read_text())
+    assert saved["format"] == rp.TABLE_FORMAT and len(saved["trials"]) == 4
+    assert main(["--recorded", str(table), "--out", str(tmp_path / "file.json"), *common]) == 0
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("mlflow", "file"))
+    assert a["runs"] == b["runs"] and a["proxies"] == b["proxies"]
+    assert b["experiment"] == "tiny-exhaustive" and b["tracking_uri"] == "recorded:table.json"
+    assert rp.load_table_file(str(table)).trials.keys() == recorded.trials.keys()
+    capsys.readouterr()
+    assert main(["--recorded", str(tmp_path / "file.json")]) == 2
+    assert "not a recorded replay table" in capsys.readouterr().err
+    assert main(["--seeds", "2"]) == 2
+    assert "--recorded FILE" in capsys.readouterr().err
+
+
 def test_shards_merge_into_the_single_run(recorded, store, tmp_path, capsys):
     """Two processes' disjoint variant sets, merged, equal one replay of both; the proxies'
     rank correlations over the table are in the output; mismatched shards are refused."""

@@ -13,7 +13,6 @@ from bench.models.cost import ModelCost, cost, count_params
 from bench.models.skips import SKIPS, Skip, SkipDef, register_skip
 from bench.models.stems import STEMS, StemDef, register_stem
 from bench.spec.arch import ArchSpec, StageSpec
-from bench.spec.params import arch_from_params
 from bench.spec.presets import (
     CANONICAL,
     cifar_resnet,
@@ -51,3 +50,13 @@ __all__ = [
     "timm_arch",
     "wide_resnet",
 ]
+
+
+def __getattr__(name: str):
+    # The flat parameter language needs pydantic, which a bare GPU host lacks; import it on use
+    # so ``import bench.models`` (and the trainer) stays pydantic-free.
+    if name == "arch_from_params":
+        from bench.spec.params import arch_from_params
+
+        return arch_from_params
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
