@@ -14,14 +14,13 @@ class folders, decoded once and cached) and ``synthetic`` (random tensors, for t
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import logging
 import os
 import pickle
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.errors import ConfigError, DataError
+from bench.locations import CACHE_ENV, DATA_ENV, resolve_paths  # noqa: F401 - re-exported
 
 # The data spec and the dataset registry (with each dataset's classes, shape and split sizes)
 # are torch-free, in the spec layer; the built-in entries there name the loaders below lazily.
@@ -39,8 +39,6 @@ from bench.spec.parts import DATASETS, DIGITS_SPLITS, DatasetDef, register_datas
 from bench.spec.trial import MAX_IMAGE_SIZE, MAX_SYNTHETIC_BYTES, DataSpec  # noqa: F401
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".webp", ".tif", ".tiff")
-DATA_ENV = "RESBENCH_DATA"  # read by launchers only, through resolve_paths
-CACHE_ENV = "RESBENCH_CACHE"
 _CACHE_VERSION = 1
 # Decoding progress goes to this logger (launchers show it on stderr), every few seconds.
 log = logging.getLogger(__name__)
@@ -94,21 +92,6 @@ class RawData:
 
 
 Loader = Callable[[DataSpec], RawData]
-
-
-def resolve_paths(spec: DataSpec, environ: Mapping[str, str]) -> DataSpec:
-    """Fill the unset ``root`` from RESBENCH_DATA and ``cache_dir`` from RESBENCH_CACHE (else the
-    XDG cache folder). For launchers: the library itself never reads the environment."""
-    changes: dict[str, str] = {}
-    if spec.root is None and environ.get(DATA_ENV):
-        changes["root"] = environ[DATA_ENV]
-    if spec.cache_dir is None:
-        if environ.get(CACHE_ENV):
-            changes["cache_dir"] = environ[CACHE_ENV]
-        else:
-            base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-            changes["cache_dir"] = str(Path(base) / "resbench")
-    return dataclasses.replace(spec, **changes) if changes else spec
 
 
 def load_dataset(spec: DataSpec, device: torch.device | str = "cpu") -> Splits:

@@ -40,14 +40,14 @@ def threads_of(spec: Any, cpus: float) -> int:
 
 def rate_key(spec: Any, threads: int) -> str:
     """What a training rate depends on: the machine, the software and the trial's execution."""
-    import torch
+    from importlib.metadata import version  # not `import torch`: a cached estimate needs none
 
     from bench.config import to_dict
-    from bench.measure import cpu_model
+    from bench.host import cpu_model
 
     t = spec.train
     arch = json.dumps(to_dict(spec.arch), sort_keys=True, default=str)
-    return (f"{cpu_model()} | torch {torch.__version__} | {threads} threads | {t.precision} | "
+    return (f"{cpu_model()} | torch {version('torch')} | {threads} threads | {t.precision} | "
             f"channels_last {t.channels_last} | batch {t.batch_size} | {arch}")
 
 

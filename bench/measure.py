@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.augment import autocast
+from bench.host import cpu_features, cpu_model  # noqa: F401 - re-exported
 
 
 def _sync(device: torch.device) -> None:
@@ -167,31 +168,6 @@ def _run(
     if device.type == "cuda":
         out["peak_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return out
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def cpu_features() -> str:
-    """The vector-ISA flags that decide CPU speed here (AVX2, AVX-512, native bf16, AMX)."""
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    have = set(line.split(":", 1)[1].split())
-                    return " ".join(w for w in wanted if w in have) or "none of " + "/".join(wanted)
-    except OSError:
-        pass
-    return "unknown"
 
 
 def git_sha(path: str | Path | None = None, timeout: float = 2.0) -> str:

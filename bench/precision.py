@@ -31,7 +31,7 @@ def cache_key(threads: int | None = None) -> str:
     variables set at process start: capped at AVX2, a native-bf16 CPU emulates bf16 slowly)."""
     import os
 
-    from bench.measure import cpu_model
+    from bench.host import cpu_model
 
     n = threads or torch.get_num_threads()
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "all"

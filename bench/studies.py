@@ -196,10 +196,11 @@ def trial_spec(form: StudyForm, trial: StudyTrial, overrides: Sequence[str] = ()
 
 @functools.lru_cache(maxsize=256)
 def _macs(arch: Any) -> int:
-    """MACs per image of an ArchSpec (cached: specs are frozen and hashable)."""
-    from bench.models import cost
+    """MACs per image of an ArchSpec (cached: specs are frozen and hashable); counted from the
+    spec where it can be (no torch: a dry run's estimate stays fast), else by the exact counter."""
+    from bench.spec.costs import arch_counts
 
-    return cost(arch).macs
+    return arch_counts(arch)[1]
 
 
 @functools.lru_cache(maxsize=256)

@@ -40,6 +40,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from bench.errors import ResbenchError
+from bench.locations import (  # noqa: F401 - re-exported: the store's defaults
+    default_artifact_location,
+    default_tracking_uri,
+    local_store,
+    repo_root,
+    ui_command,
+)
 from bench.redaction import REDACTED, SECRET_WORDS, is_secret_key, redact, redact_uri, redacted
 
 MLFLOW_STATUS = {
@@ -84,37 +91,6 @@ def clip_error(error: str, limit: int = _MAX_TAG) -> str:
     first = first[: limit // 2]
     marker = "\n[...]\n"
     return first + marker + error[-(limit - len(first) - len(marker)):]
-
-
-def repo_root() -> Path:
-    """The project checkout holding this package (for the default store), else the cwd."""
-    here = Path(__file__).resolve().parents[1]
-    if (here / "pyproject.toml").is_file():
-        return here
-    return Path.cwd().resolve()
-
-
-def default_tracking_uri(root: Path | None = None) -> str:
-    """``sqlite:///<repo>/mlflow/mlflow.db`` (absolute: Ray workers run in other cwds)."""
-    return f"sqlite:///{(root or repo_root()) / 'mlflow' / 'mlflow.db'}"
-
-
-def local_store(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI, else None."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///"):])
-    return None
-
-
-def default_artifact_location(uri: str) -> str | None:
-    """Artifacts next to a local SQLite store (``<dir>/artifacts``); servers decide for others."""
-    db = local_store(uri)
-    return (db.parent / "artifacts").as_uri() if db is not None else None
-
-
-def ui_command(uri: str) -> str:
-    """The exact command that browses the store."""
-    return f"mlflow ui --backend-store-uri {uri}"
 
 
 def _probe_http(uri: str, timeout: float) -> None:
@@ -591,10 +567,19 @@ class Tracker:
             # Explicit requirements: inferring them loads the model in a subprocess (slow).
             # Pickled (the module's classes by reference: loading needs resbench importable);
             # MLflow's default, torch.export, is slow and not every network exports.
-            mlflow.pytorch.save_model(model, str(path), mlflow_model=meta, signature=signature,
-                                      serialization_format="pickle",
-                                      pip_requirements=pip_requirements or [
-                                          f"torch=={torch.__version__.split('+')[0]}"])
+            # The pickle format is chosen knowingly (above): MLflow's warning about it, printed
+            # at every save, is silenced for this call only.
+            log = logging.getLogger("mlflow.pytorch")
+            level = log.level
+            log.setLevel(logging.ERROR)
+            try:
+                mlflow.pytorch.save_model(
+                    model, str(path), mlflow_model=meta, signature=signature,
+                    serialization_format="pickle",
+                    pip_requirements=pip_requirements or [
+                        f"torch=={torch.__version__.split('+')[0]}"])
+            finally:
+                log.setLevel(level)
             self.client.log_model_artifacts(logged.model_id, str(path))
         self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
         uri = f"models:/{logged.model_id}"

@@ -40,6 +40,7 @@ from bench.spec.trial import (  # noqa: F401 - the trial schema (torch-free), re
     TrialResult,
     TrialSpec,
     parse_trial,
+    schedule_warnings,
 )
 
 CHECKPOINT_FORMAT = 1
@@ -76,31 +77,6 @@ FINAL_METRICS = {
 
 
 # --- learning-rate schedule -------------------------------------------------------------------
-
-# Below this many epochs a step schedule's drops come after a handful of epochs: the recipes
-# that use it (164-300 epochs) spend tens of epochs at each LR.
-SHORT_STEP_EPOCHS = 30
-MAX_WARMUP_FRACTION = 0.2
-
-
-def schedule_warnings(t: TrainSpec) -> list[str]:
-    """What a schedule made for long runs does to a short one (e.g. after ``--set
-    train.epochs=4``), one message each; [] when the schedule suits the epochs."""
-    out = []
-    if t.schedule == "step" and t.epochs < SHORT_STEP_EPOCHS and t.milestones:
-        at = ", ".join(f"{m:.0%} (after epoch {m * t.epochs:g})" for m in t.milestones)
-        out.append(
-            f"train.schedule step at {t.epochs} epochs: the LR drops x{t.gamma:g} at {at}, a "
-            f"schedule made for long runs; a short run then learns little after the first drop. "
-            "Short runs: --set train.schedule=cosine (or onecycle), which decay over any length")
-    if t.warmup_epochs and t.warmup_epochs > MAX_WARMUP_FRACTION * t.epochs:
-        out.append(
-            f"train.warmup_epochs {t.warmup_epochs:g} of {t.epochs} epochs: "
-            f"{t.warmup_epochs / t.epochs:.0%} of the run warms up; lower it "
-            f"(--set train.warmup_epochs=...) for a short run")
-    return out
-
-
 
 class LRSchedule:
     """LR factor per optimiser step (for ``LambdaLR``); a plain object so that LambdaLR's

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     configure_environment(local=True)
     from bench import replay as rp
     from bench import tune as rt
-    from bench.tracking import default_tracking_uri, repo_root
+    from bench.locations import default_tracking_uri, repo_root
 
     if args.seeds < 1:
         raise ConfigError(f"must be >= 1, got {args.seeds}", "--seeds")

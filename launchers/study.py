@@ -258,7 +258,7 @@ def build_specs(study: Study, args: argparse.Namespace, root: str | None
                 ) -> list[tuple[StudyTrial, Any]]:
     """(trial, TrialSpec) of the selected trials, every spec parsed before anything runs."""
     from bench.config import apply_overrides
-    from bench.data import resolve_paths
+    from bench.locations import resolve_paths
     from bench.trainer import parse_trial
 
     form = study.form(args.form)

@@ -579,6 +579,8 @@ def _on_cpu(space: Any) -> bool:
         return True
     if device != "auto" or space.resources.gpu:
         return False
+    if not space.resources.gpu:  # Ray hides every GPU from a trial that asked for none
+        return True
     import torch
 
     return not torch.cuda.is_available()
@@ -587,7 +589,7 @@ def _on_cpu(space: Any) -> bool:
 def _estimate_lines(space: Any, seconds: list[float], timing: str, basis: str) -> list[str]:
     """The dry run's time estimate: per trial and the sweep's wall time on this machine."""
     from bench.estimate import parallel_trials, total_seconds
-    from bench.measure import cpu_model
+    from bench.host import cpu_model
 
     if timing in ("off", "nothing to train"):
         return [f"  time estimate: {'off (--no-estimate)' if timing == 'off' else 'none (nothing to train)'}"]
@@ -620,10 +622,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--resume cannot be combined with --dry-run")
     configure_environment(local=not args.address)
 
-    from bench.data import resolve_paths
+    from bench.locations import (
+        default_artifact_location,
+        default_tracking_uri,
+        repo_root,
+        resolve_paths,
+    )
     from bench.redaction import redact_uri
     from bench.space import load_space, space_hash
-    from bench.tracking import default_artifact_location, default_tracking_uri, repo_root
 
     space = load_space(args.space, args.set, smoke=args.smoke, unset=args.unset,
                        plugins=args.plugin)
@@ -706,7 +712,7 @@ def schedule_warnings(space: Any) -> list[str]:
     and for every value an axis may give ``train.epochs`` (--smoke's one epoch is expected)."""
     import dataclasses as dc
 
-    from bench.trainer import schedule_warnings as of_train
+    from bench.spec.trial import schedule_warnings as of_train
 
     epochs, warmups = {space.train.epochs}, {space.train.warmup_epochs}
     for name, axis in space.space.items():
@@ -990,8 +996,8 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
 def make_report(state: dict[str, Any], parent: str, report_dir: str | None) -> Path | None:
     """The sweep's HTML report in ``report_dir`` (default ``<repo>/reports``), attached to the
     parent run; a report that cannot be made is a warning, never a failed sweep."""
+    from bench.locations import repo_root
     from bench.report import default_stem, log_report, write_report
-    from bench.tracking import repo_root
 
     folder = Path(report_dir).expanduser() if report_dir else repo_root() / "reports"
     out = folder.resolve() / f"{default_stem([state['experiment']])}.html"
@@ -1015,7 +1021,7 @@ def _export_best(args: argparse.Namespace, tracker: Any, parent: str, space: Any
     config as ``best.yaml`` in the sweep folder (the report folder for remote storage); a
     failure here is a warning, never a failed sweep."""
     from bench import export
-    from bench.tracking import repo_root
+    from bench.locations import repo_root
 
     try:
         best = export.best_trials(space, found)

@@ -179,7 +179,7 @@ def summary(out: Mapping[str, Any], json_paths: Sequence[str]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.data import resolve_paths
+    from bench.locations import resolve_paths
     from bench.trainer import parse_trial, train
 
     data = load_spec_data(args.config, args.arch, args.overrides)

@@ -159,3 +159,38 @@ def test_summary_config_error_exits_2_with_one_line(capsys: pytest.CaptureFixtur
         "error: depth: depth 21 is not 6n+2 for 'basic' blocks (2 layers each); valid depths: "
         "8, 14, 20, 26, 32, 44, 56, 110, 164, 1202, ... (nearest: 20, 26)"
     ]
+
+
+def _cross_check_specs() -> list[ArchSpec]:
+    """Every built-in block x skip style (where the block takes it), each stem, the other
+    families, odd input sides (the ceil of strided layers and pools), and widths not a multiple
+    of the bottleneck expansion: the cases where a counting formula could drift."""
+    from bench.spec.params import arch_from_params
+
+    out = []
+    for block in ("basic", "preact_basic", "bottleneck", "preact_bottleneck"):
+        depth = 11 if "bottleneck" in block else 8
+        for skip in ("identity", "projection", "projection_all", "gated", "none"):
+            out.append(arch_from_params({"depth": depth, "block": block, "skip": skip,
+                                         "width": 6, "input_size": 15}))
+    for stem, side in (("imagenet", 37), ("deep", 33)):  # ImageNet stems: ImageNet depths
+        out.append(arch_from_params({"depth": 18, "stem": stem, "width": 8, "input_size": side}))
+    out += [
+        arch_from_params({"family": "plain", "depth": 14, "width": 4, "input_size": 17}),
+        arch_from_params({"family": "wrn", "depth": 10, "widen": 2, "input_size": 31}),
+        arch_from_params({"family": "densenet", "depth": 22, "growth_rate": 6, "input_size": 29}),
+        arch_from_params({"family": "densenet", "depth": 28, "growth_rate": 4, "bc": True,
+                          "compression": 0.5, "input_size": 32}),
+        densenet(121, stem="imagenet", num_classes=1000).replace(input_size=65),
+        imagenet_resnet(50).replace(input_size=65),
+    ]
+    return out
+
+
+@pytest.mark.parametrize("arch", _cross_check_specs(), ids=lambda a: f"{a.label}@{a.input_size}")
+def test_spec_counts_equal_the_exact_counter(arch: ArchSpec) -> None:
+    """The dry run's counts (from the spec, no torch) are the FlopCounterMode counts exactly."""
+    from bench.spec.costs import counts
+
+    exact = cost(arch)
+    assert counts(arch) == (exact.params, exact.macs)

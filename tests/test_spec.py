@@ -4,6 +4,7 @@ errors, its JSON Schema, block parameters, dataset definitions and the fast cost
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,35 @@ def test_parsing_a_space_imports_neither_torch_nor_timm() -> None:
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_a_dry_run_imports_neither_torch_nor_timm(tmp_path: Path) -> None:
+    """The dry run prices every architecture from the spec (bench.spec.costs) and reads cached
+    calibrations by the torch version's metadata: with torch, timm, Ray and MLflow made
+    unimportable it still prints its table; a seeded calibration cache gives an estimate."""
+    import json as _json
+
+    from bench.estimate import CACHE_FILE, rate_key, threads_of
+    from bench.space import load_space
+    from launchers.sweep import plan
+
+    space = load_space(REPO / "search_spaces" / "quickstart.yaml")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    specs = [p.spec for p in plan(space, None)[0] if not p.rejected]
+    rates = {rate_key(s, threads_of(s, space.resources.cpu)): 500.0 for s in specs}
+    (cache / CACHE_FILE).write_text(_json.dumps(rates))
+    code = (
+        "import sys\n"
+        "for m in ('torch', 'timm', 'ray', 'mlflow'): sys.modules[m] = None\n"
+        "from launchers.sweep import main\n"
+        "for f, extra in (('quickstart', []), ('block_skip', ['--no-estimate']),\n"
+        "                 ('exhaustive_cifar', ['--no-estimate'])):\n"
+        "    assert main(['--space', f'search_spaces/{f}.yaml', '--dry-run', *extra]) == 0\n"
+    )
+    env = {**os.environ, "RESBENCH_CACHE": str(cache), "RESBENCH_DATA": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "calibration cached" in proc.stdout and "sweep about" in proc.stdout
+    assert proc.stdout.count("dry run: ") == 3

@@ -283,7 +283,33 @@ class Prescreen:
             raise ConfigError(f"must be between 1 and pool ({self.pool}), got {self.keep}", "keep")
 
 
+# --- schedule sanity (a launcher warns before anything runs) ----------------------------------
+
+# Below this many epochs a step schedule's drops come after a handful of epochs: the recipes
+# that use it (164-300 epochs) spend tens of epochs at each LR.
+SHORT_STEP_EPOCHS = 30
+MAX_WARMUP_FRACTION = 0.2
+
+
+def schedule_warnings(t: TrainSpec) -> list[str]:
+    """What a schedule made for long runs does to a short one (e.g. after ``--set
+    train.epochs=4``), one message each; [] when the schedule suits the epochs."""
+    out = []
+    if t.schedule == "step" and t.epochs < SHORT_STEP_EPOCHS and t.milestones:
+        at = ", ".join(f"{m:.0%} (after epoch {m * t.epochs:g})" for m in t.milestones)
+        out.append(
+            f"train.schedule step at {t.epochs} epochs: the LR drops x{t.gamma:g} at {at}, a "
+            f"schedule made for long runs; a short run then learns little after the first drop. "
+            "Short runs: --set train.schedule=cosine (or onecycle), which decay over any length")
+    if t.warmup_epochs and t.warmup_epochs > MAX_WARMUP_FRACTION * t.epochs:
+        out.append(
+            f"train.warmup_epochs {t.warmup_epochs:g} of {t.epochs} epochs: "
+            f"{t.warmup_epochs / t.epochs:.0%} of the run warms up; lower it "
+            f"(--set train.warmup_epochs=...) for a short run")
+    return out
+
+
 __all__ = [
     "DataSpec", "DiagnosticsSpec", "MeasureSpec", "Prescreen", "ProxySpec", "TrainSpec",
-    "TrialResult", "TrialSpec", "parse_trial",
+    "TrialResult", "TrialSpec", "parse_trial", "schedule_warnings",
 ]
