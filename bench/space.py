@@ -30,6 +30,7 @@ from typing import Any, Literal
 from bench.config import apply_overrides, doc, json_schema, load_yaml, parse, shown, to_dict
 from bench.errors import ConfigError, did_you_mean, unknown
 from bench.plugins import import_plugins
+from bench.spec import trial as _trial
 from bench.spec.arch import ArchSpec
 from bench.spec.params import arch_from_params, arch_schema, check_key, check_value, param_keys
 from bench.spec.parts import DATASETS
@@ -48,13 +49,11 @@ DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint", "qrandint
 SECTIONS = {"train": "train", "dataset": "data", "data": "data", "measure": "measure",
             "diagnostics": "diagnostics"}
 
-# Metric names the trial engine reports (see the trainer); objectives must be one of these.
-EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "best_val_acc",
-                 "epoch_time_s", "train_img_per_s")
-COST_METRICS = ("params", "macs", "activations")
-FINAL_METRICS = ("test_loss", "test_acc", "test_top5", "train_time_s", "wall_time_s",
-                 "infer_img_per_s", "train_step_img_per_s", "latency_ms_p50", "latency_ms_p90",
-                 "latency_ms_p99", "peak_mem_mb")
+# Metric names the trial engine reports (bench.spec.trial); objectives must be one of these.
+EPOCH_METRICS = tuple(k for k in _trial.EPOCH_METRICS if k not in ("epoch", "lr") and "<" not in k)
+COST_METRICS = tuple(_trial.COST_METRICS)
+FINAL_METRICS = tuple(k for k in _trial.FINAL_METRICS
+                      if k not in _trial.COST_METRICS and k != "measure_batch_size")
 OBJECTIVE_METRICS = EPOCH_METRICS + COST_METRICS + FINAL_METRICS
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -1002,10 +1001,9 @@ def _smoke_diagnostics(diag: DiagnosticsSpec) -> DiagnosticsSpec:
 
 def human(n: float) -> str:
     """12345678 -> '12.3M'."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{n:.4g}" if isinstance(n, float) else str(n)
+    from bench.text import si
+
+    return si(n, below=".4g" if isinstance(n, float) else "")
 
 
 __all__ = [

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.errors import ConfigError
 from bench.registry import Registry
+from bench.text import si
 
 if TYPE_CHECKING:
     from bench.trainer import TrialSpec
@@ -388,10 +389,7 @@ def _num(value: float | None, digits: int = 3) -> str:
 def _count(value: float | None) -> str:
     if value is None:
         return "—"
-    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(value) >= div:
-            return f"{value / div:.3g}{unit}"
-    return f"{value:.0f}"
+    return si(value, below=".0f")
 
 
 def _judge(ok: bool | None) -> str:

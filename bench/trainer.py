@@ -32,6 +32,9 @@ from bench.errors import ConfigError
 from bench.measure import benchmark, environment
 from bench.models import ArchSpec, build_model, cost
 from bench.spec.trial import (  # noqa: F401 - the trial schema (torch-free), re-exported
+    EPOCH_METRICS,
+    EXECUTION_KEYS,
+    FINAL_METRICS,
     MAX_EPOCHS,
     DataSpec,
     DiagnosticsSpec,
@@ -45,36 +48,6 @@ from bench.spec.trial import (  # noqa: F401 - the trial schema (torch-free), re
 
 CHECKPOINT_FORMAT = 1
 ReportFn = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]
-
-# Metric names are stable (sweeps, tracking and reports key on them); accuracies in percent.
-EPOCH_METRICS = {
-    "epoch": "epochs completed (1-based)",
-    "lr": "learning rate of the epoch's last step",
-    "train_loss": "mean training loss (with label smoothing) over the epoch's batches",
-    "train_acc": "top-1 on the augmented training batches, as trained",
-    "train_img_per_s": "training images per second (training loop only, synced at the end)",
-    "val_loss": "cross-entropy on the validation split (carved from train; absent if empty)",
-    "val_acc": "top-1 on the validation split",
-    "val_top5": "top-5 on the validation split",
-    "best_val_acc": "best val_acc so far",
-    "epoch_time_s": "wall time of the epoch: training and evaluation",
-    "grad_norm/<group>": "gradient L2 norm of stem / stageS.blockB / head on the epoch's last batch",
-}
-FINAL_METRICS = {
-    "test_loss": "cross-entropy on the test split (when train.eval_test; also per epoch, in the "
-                 "history, on the epochs train.test_every selects)",
-    "test_acc": "top-1 on the test split",
-    "test_top5": "top-5 on the test split",
-    "params": "parameters", "macs": "multiply-accumulates per image", "activations": "conv/linear outputs per image",
-    "train_time_s": "training-loop time summed over epochs (no evaluation)",
-    "wall_time_s": "wall time of the whole train() call",
-    "infer_img_per_s": "measure: inference images/s at measure_batch_size",
-    "train_step_img_per_s": "measure: training-step images/s",
-    "latency_ms_p50": "measure: batch-1 latency percentiles (also _p90, _p99)",
-    "peak_mem_mb": "measure: peak CUDA memory allocated (CUDA only)",
-    "measure_batch_size": "measure: the batch size that ran (halved on out-of-memory)",
-}
-
 
 # --- learning-rate schedule -------------------------------------------------------------------
 
@@ -204,10 +177,7 @@ def _to_cpu(obj: Any) -> Any:
 
 
 # Keys that may differ between a checkpoint and the resuming spec (execution details).
-_RESUME_FREE = {
-    "name", "train.device", "train.threads", "train.compile", "train.compile_mode",
-    "train.eval_test", "train.test_every", "train.eval_batch_size", "data.root", "data.cache_dir", "data.download",
-}
+_RESUME_FREE = EXECUTION_KEYS | {"train.test_every"}
 
 
 def _check_resume_spec(saved: Mapping[str, Any], spec: TrialSpec) -> None:

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decoded-dataset cache (default: RESBENCH_CACHE, else the user cache)")
     p.add_argument("--out", metavar="PATH",
                    help="results JSON (default results/NAME.json, results/NAME.smoke.json); "
-                        "with 'all': the folder")
+                        "an existing folder, or with 'all': the folder that holds them")
     p.add_argument("--max-minutes", type=float, metavar="M",
                    help="skip trials that would start after M minutes (default 8 for the GPU "
                         "form, 10 for the CPU form, no limit for --smoke); with 'all' per study")
@@ -126,10 +126,9 @@ def _fmt(value: Any, kind: str) -> str:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return "—"
     if kind == "count":
-        for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-            if value >= div:
-                return f"{value / div:.3g}{unit}"
-        return f"{value:.0f}"
+        from bench.text import si
+
+        return si(value, below=".0f")
     if kind == "pct":
         return f"{value:.2f}"
     if kind == "int":
@@ -139,13 +138,9 @@ def _fmt(value: Any, kind: str) -> str:
 
 def table(rows: Sequence[Sequence[str]]) -> str:
     """Aligned columns; columns whose body is all '—' are dropped."""
-    if len(rows) < 2:
-        return ""
-    keep = [i for i in range(len(rows[0])) if any(r[i] != "—" for r in rows[1:])]
-    rows = [[r[i] for i in keep] for r in rows]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(keep))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)
+    from bench.text import columns
+
+    return "\n".join(columns(rows, drop="—")) if len(rows) >= 2 else ""
 
 
 def trials_table(records: Sequence[Mapping[str, Any]]) -> str:
@@ -680,7 +675,7 @@ def run(args: argparse.Namespace) -> int:
     with data_root(args) as root:
         for name in names:
             study = get_study(name)
-            if len(names) > 1:
+            if len(names) > 1 or (args.out and Path(args.out).is_dir()):  # a folder: its file
                 out = Path(args.out or "results") / default_out(name, args.form).name
             else:
                 out = Path(args.out) if args.out else default_out(name, args.form)

@@ -73,10 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _si(n: int) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return str(n)
+    from bench.text import si
+
+    return si(n, ".2f", below="", sep=" ")
 
 
 if __name__ == "__main__":

@@ -473,12 +473,9 @@ def describe(space: Any, source: str, digest: str) -> list[str]:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
-    out = ["  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    for row in rows:
-        out.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-    return out
+    from bench.text import columns
+
+    return columns([headers, *rows], indent="  ")
 
 
 def dry_run(space: Any, source: str, digest: str, estimate: bool = True) -> list[str]:
@@ -1093,19 +1090,12 @@ def _reconcile(tracker: Any, target: Any, space: Any, found: list[Any]) -> None:
 
 
 def pareto(points: list[Any], objectives: dict[str, str]) -> list[Any]:
-    """The non-dominated outcomes (every objective present)."""
-    def key(o: Any) -> list[float]:
-        return [o.metrics[k] if m == "max" else -o.metrics[k] for k, m in objectives.items()]
+    """The non-dominated outcomes (every objective present), in their order."""
+    from bench.pareto import nondominated_fronts, oriented
 
     pts = [o for o in points if all(k in o.metrics for k in objectives)]
-    front = []
-    for o in pts:
-        ko = key(o)
-        dominated = any(
-            all(a >= b for a, b in zip(key(q), ko, strict=True)) and key(q) != ko for q in pts)
-        if not dominated:
-            front.append(o)
-    return front
+    fronts = nondominated_fronts([oriented(o.metrics, objectives) for o in pts])
+    return [pts[i] for i in sorted(fronts[0])] if fronts else []
 
 
 def summarize(space: Any, found: list[Any], top: int) -> tuple[list[str], dict[str, float], str]:

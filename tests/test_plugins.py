@@ -4,6 +4,7 @@ parameters, searched by a real sweep; a plugin dataset is priced at its own imag
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -158,3 +159,34 @@ def test_sweep_searches_the_plugin_blocks_parameters(ray_session, tmp_path, caps
     assert sorted(children["params.sample.cardinality"].dropna()) == ["1", "4"]
     assert list(children["params.sample.se_ratio"].dropna()) == ["2"]
     assert (children["tags.resbench.status"] == "completed").all()
+
+
+def test_a_study_in_one_file_lists_runs_judges_and_imports(tmp_path) -> None:
+    """tests/plugins/toy_study.py registers a study; with --plugin the study launcher lists it,
+    runs its form, writes its verdict and imports it into MLflow, as for a built-in study."""
+    env = {**os.environ, "RESBENCH_CACHE": str(tmp_path / "cache")}
+
+    def study(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "launchers.study", *argv,
+                               "--plugin", "toy_study"], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    listed = study("list")
+    assert listed.returncode == 0, listed.stderr
+    assert "toy_depth_width" in listed.stdout
+    ran = study("toy_depth_width", "--form", "cpu", "--out", str(tmp_path), "--quiet")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    doc = json.loads((tmp_path / "toy_depth_width.cpu.json").read_text())
+    assert [t["role"] for t in doc["trials"]] == ["deep", "wide"]
+    assert all(t["status"] == "completed" for t in doc["trials"])
+    [judged] = [r for r in doc["verdict"] if r["claim"] == "the deeper net is no worse"]
+    assert judged["verdict"] in ("consistent", "not consistent"), judged
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    imported = study("import", str(tmp_path / "toy_depth_width.cpu.json"), "--tracking-uri", uri)
+    assert imported.returncode == 0, imported.stderr[-3000:]
+    exp = mlflow.MlflowClient(uri).get_experiment_by_name("study-toy_depth_width")
+    assert exp is not None
+    assert len(mlflow.MlflowClient(uri).search_runs([exp.experiment_id])) == 3  # parent + 2
+    missing = subprocess.run([sys.executable, "-m", "launchers.study", "toy_depth_width"],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "toy_depth_width" in missing.stderr  # no plugin: unknown

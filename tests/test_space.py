@@ -279,3 +279,14 @@ def test_schema_cli_prints_json(capsys):
     schema = json.loads(capsys.readouterr().out)
     assert schema["$defs"]["SearchSpace"]["additionalProperties"] is False
     assert "search" in schema["$defs"]["SearchSpace"]["properties"]
+
+
+def test_counts_read_the_same_everywhere() -> None:
+    """One formatter for K / M / G (tables, figures, progress lines, the summary)."""
+    from bench.space import human
+    from bench.text import si
+
+    assert [si(v) for v in (999, 1_000, 11_166, 4_370_000, 1.23e9)] == \
+        ["999", "1K", "11.2K", "4.37M", "1.23G"]
+    assert si(802_000, ".2f", sep=" ") == "802.00 K" and si(12, ".2f", below="") == "12"
+    assert (human(19_218), human(7), human(0.125)) == ("19.2K", "7", "0.125")

@@ -13,12 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.spec.trial import EXECUTION_KEYS
+
 # Parameters that do not change what a trial learns (where and how fast it ran): left out of the
 # grouping key, like every ``*.seed``.
-EXECUTION_PARAMS = frozenset({
-    "name", "train.device", "train.threads", "train.compile", "train.compile_mode",
-    "train.eval_test", "train.eval_batch_size", "data.root", "data.cache_dir", "data.download",
-})
+EXECUTION_PARAMS = EXECUTION_KEYS
 # resbench.status when the tag is missing (runs logged by hand): from the MLflow status.
 _FROM_MLFLOW = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "stopped",
                 "RUNNING": "running", "SCHEDULED": "running"}
@@ -328,14 +327,14 @@ def smoke_sources(sweeps: Sequence[dict[str, Any]], trials: Sequence[Trial],
 def pareto_front(points: Sequence[tuple[float, float]], x_mode: str) -> list[int]:
     """Indices of the non-dominated points, accuracy ``y`` maximised and ``x`` minimised
     (``x_mode`` "min") or maximised ("max"); ordered along x."""
+    from bench.pareto import nondominated_fronts
+
     sign = 1.0 if x_mode == "min" else -1.0
-    order = sorted(range(len(points)), key=lambda i: (sign * points[i][0], -points[i][1]))
-    front, best = [], -math.inf
-    for i in order:
-        if points[i][1] > best:
-            front.append(i)
-            best = points[i][1]
-    return front
+    oriented = [(float(y), -sign * float(x)) for x, y in points]
+    first: dict[tuple[float, float], int] = {}  # a point drawn twice is one step of the line
+    for i in (nondominated_fronts(oriented) or [[]])[0]:
+        first.setdefault(oriented[i], i)
+    return sorted(first.values(), key=lambda i: (sign * points[i][0], -points[i][1]))
 
 
 _BLOCK_RE = re.compile(r"^stage(\d+)\.block(\d+)$")

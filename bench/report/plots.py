@@ -29,6 +29,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from bench.report.model import EXECUTION_PARAMS, Group, Stat, block_order, pareto_front, stat
+from bench.text import si
 
 RC = {
     "svg.fonttype": "none",  # text stays text: small, selectable, searchable
@@ -163,10 +164,7 @@ def _pct(s: Stat | None) -> str:
 
 
 def _short(v: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(v) >= scale:
-            return f"{v / scale:.3g}{unit}"
-    return f"{v:.3g}"
+    return si(v)
 
 
 def group_tip(g: Group, name: str, objective: str) -> str:
@@ -209,10 +207,7 @@ def trial_tip(t: Any, name: str) -> str:
 
 
 def _human(v: float, _pos: Any = None) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(v) >= scale:
-            return f"{v / scale:g}{unit}"
-    return f"{v:g}"
+    return si(v, "g")
 
 
 def _minor(v: float, _pos: Any = None) -> str:

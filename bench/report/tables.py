@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bench.report.model import Stat
+from bench.text import si
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,7 @@ def count(n: float | None) -> Cell:
     """11166 -> '11.2K' (sorted and exported as the number)."""
     if n is None or not math.isfinite(n):
         return Cell()
-    text = f"{n:.0f}"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            text = f"{n / scale:.3g}{unit}"
-            break
-    return Cell(text, n, n)
+    return Cell(si(n, below=".0f"), n, n)
 
 
 def number(v: float | None, digits: int = 3) -> Cell:

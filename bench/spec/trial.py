@@ -283,6 +283,51 @@ class Prescreen:
             raise ConfigError(f"must be between 1 and pool ({self.pool}), got {self.keep}", "keep")
 
 
+# --- what a trial reports ------------------------------------------------------------------------
+
+# Metric names are stable (sweeps, tracking and reports key on them); accuracies in percent. The
+# search space's objective lists (``bench.space``) are derived from these.
+EPOCH_METRICS = {
+    "epoch": "epochs completed (1-based)",
+    "lr": "learning rate of the epoch's last step",
+    "train_loss": "mean training loss (with label smoothing) over the epoch's batches",
+    "train_acc": "top-1 on the augmented training batches, as trained",
+    "val_loss": "cross-entropy on the validation split (carved from train; absent if empty)",
+    "val_acc": "top-1 on the validation split",
+    "val_top5": "top-5 on the validation split",
+    "best_val_acc": "best val_acc so far",
+    "epoch_time_s": "wall time of the epoch: training and evaluation",
+    "train_img_per_s": "training images per second (training loop only, synced at the end)",
+    "grad_norm/<group>": "gradient L2 norm of stem / stageS.blockB / head on the epoch's last batch",
+}
+COST_METRICS = {"params": "parameters", "macs": "multiply-accumulates per image",
+                "activations": "conv/linear outputs per image"}
+FINAL_METRICS = {
+    "test_loss": "cross-entropy on the test split (when train.eval_test; also per epoch, in the "
+                 "history, on the epochs train.test_every selects)",
+    "test_acc": "top-1 on the test split",
+    "test_top5": "top-5 on the test split",
+    **COST_METRICS,
+    "train_time_s": "training-loop time summed over epochs (no evaluation)",
+    "wall_time_s": "wall time of the whole train() call",
+    "infer_img_per_s": "measure: inference images/s at measure_batch_size",
+    "train_step_img_per_s": "measure: training-step images/s",
+    "latency_ms_p50": "measure: batch-1 latency, median",
+    "latency_ms_p90": "measure: batch-1 latency, 90th percentile",
+    "latency_ms_p99": "measure: batch-1 latency, 99th percentile",
+    "peak_mem_mb": "measure: peak CUDA memory allocated (CUDA only)",
+    "measure_batch_size": "measure: the batch size that ran (halved on out-of-memory)",
+}
+
+
+# Keys that do not change what a trial learns (where and how fast it ran): the report groups
+# trials without them (and without every ``*.seed``), a checkpoint resumes across them.
+EXECUTION_KEYS = frozenset({
+    "name", "train.device", "train.threads", "train.compile", "train.compile_mode",
+    "train.eval_test", "train.eval_batch_size", "data.root", "data.cache_dir", "data.download",
+})
+
+
 # --- schedule sanity (a launcher warns before anything runs) ----------------------------------
 
 # Below this many epochs a step schedule's drops come after a handful of epochs: the recipes
@@ -311,5 +356,6 @@ def schedule_warnings(t: TrainSpec) -> list[str]:
 
 __all__ = [
     "DataSpec", "DiagnosticsSpec", "MeasureSpec", "Prescreen", "ProxySpec", "TrainSpec",
-    "TrialResult", "TrialSpec", "parse_trial", "schedule_warnings",
+    "COST_METRICS", "EPOCH_METRICS", "EXECUTION_KEYS", "FINAL_METRICS", "TrialResult", "TrialSpec", "parse_trial",
+    "schedule_warnings",
 ]
