@@ -53,7 +53,8 @@ SECTIONS = {"train": "train", "dataset": "data", "data": "data", "measure": "mea
 EPOCH_METRICS = tuple(k for k in _trial.EPOCH_METRICS if k not in ("epoch", "lr") and "<" not in k)
 COST_METRICS = tuple(_trial.COST_METRICS)
 FINAL_METRICS = tuple(k for k in _trial.FINAL_METRICS
-                      if k not in _trial.COST_METRICS and k != "measure_batch_size")
+                      if k not in _trial.COST_METRICS and k != "measure_batch_size"
+                      and not k.endswith("_images"))  # sizes, never objectives
 OBJECTIVE_METRICS = EPOCH_METRICS + COST_METRICS + FINAL_METRICS
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -340,6 +340,9 @@ class _Trial:
         if math.isfinite(self.best_val_acc):
             out["best_val_acc"] = self.best_val_acc
         out["train_time_s"] = self.train_time
+        # The split sizes: what an accuracy's binomial interval needs (the report reads these).
+        for split in ("train", "val", "test"):
+            out[f"{split}_images"] = float(len(getattr(self.splits, split)))
         if spec.measure.enabled:  # self.arch carries the data's input shape and classes
             out.update(measure_model(self.model, self.arch, self.ex, spec.measure))
         return out

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from bench import plugins
-from bench.config import apply_overrides, load_yaml, parse_override, to_dict
+from bench.config import apply_overrides, load_yaml, parse_override, remove_keys, to_dict
 from bench.errors import ConfigError, ResbenchError
 from bench.jsonio import finite, write_atomic
 
@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a spec key, e.g. train.lr=0.05, arch.depth=56, data.subset=5000 (repeatable)",
     )
+    p.add_argument("--unset", action="append", default=[], metavar="KEY",
+                   help="remove a key of the config file (its default applies) before the "
+                        "--set overrides, e.g. train.milestones (repeatable)")
     p.add_argument("--json", metavar="PATH", action="append", default=[],
                    help="write the full result (metrics, history, diagnostics, environment, "
                         "spec) as JSON here, atomically; '-' prints it on stdout instead of "
@@ -88,8 +91,10 @@ def arch_shorthand(name: str) -> dict[str, Any]:
     )
 
 
-def load_spec_data(config: str | None, arch: str | None, overrides: Sequence[str]) -> dict[str, Any]:
-    """The spec as plain data: the YAML file, then --arch, then the --set overrides."""
+def load_spec_data(config: str | None, arch: str | None, overrides: Sequence[str],
+                   unset: Sequence[str] = ()) -> dict[str, Any]:
+    """The spec as plain data: the YAML file less the --unset keys, then --arch, then the --set
+    overrides."""
     data: dict[str, Any] = {}
     if config:
         path = Path(config)
@@ -103,6 +108,11 @@ def load_spec_data(config: str | None, arch: str | None, overrides: Sequence[str
         if loaded is not None and not isinstance(loaded, Mapping):
             raise ConfigError("expected a mapping (arch, data, train, ...) at the top level", source=config)
         data = dict(loaded or {})
+    if unset:
+        try:
+            data = remove_keys(data, unset)
+        except ConfigError as exc:
+            raise exc.at(source=f"{config or 'the spec'} (--unset)") from None
     if arch:
         data["arch"] = arch_shorthand(arch)
     data = apply_overrides(data, overrides)
@@ -182,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.locations import resolve_paths
     from bench.trainer import parse_trial, train
 
-    data = load_spec_data(args.config, args.arch, args.overrides)
+    data = load_spec_data(args.config, args.arch, args.overrides, args.unset)
     spec = parse_trial(data, source=args.config or "")
     spec = dataclasses.replace(spec, data=resolve_paths(spec.data, os.environ))
     if args.print_spec:

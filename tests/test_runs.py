@@ -198,6 +198,26 @@ def test_set_addresses_dotted_axes_and_unset_removes_keys(sweep, tmp_path):
     assert "train.warmup_epochs" in err  # the keys that are there
 
 
+def test_train_unset_restores_the_default(tmp_path, capsys):
+    import yaml as _yaml
+
+    from launchers.train import main
+
+    config = tmp_path / "trial.yaml"
+    config.write_text(_yaml.safe_dump({"train": {"epochs": 2, "milestones": [0.5],
+                                                 "schedule": "step", "lr": 0.2}}))
+    assert main(["--config", str(config), "--print-spec"]) == 0
+    assert "milestones:\n  - 0.5\n" in capsys.readouterr().out
+    assert main(["--config", str(config), "--unset", "train.milestones", "--unset", "train.lr",
+                 "--set", "train.epochs=3", "--print-spec"]) == 0
+    spec = _yaml.safe_load(capsys.readouterr().out)
+    assert spec["train"]["milestones"] != [0.5] and spec["train"]["lr"] != 0.2
+    assert spec["train"]["epochs"] == 3 and spec["train"]["schedule"] == "step"
+    assert main(["--config", str(config), "--unset", "train.nesterov", "--print-spec"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot unset 'train.nesterov'" in err and "milestones" in err and "(--unset)" in err
+
+
 def test_repeats_train_each_configuration_with_seeds_mean_std(ray_session, sweep, tmp_path):
     space = space_file(tmp_path, "seeds", space={"skip": {"grid": ["identity", "none"]}},
                        search={"algorithm": "grid", "repeats": 2})

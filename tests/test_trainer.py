@@ -38,6 +38,8 @@ def test_reports_every_epoch_with_stable_metric_names(tiny_trial) -> None:
     assert not (FINAL_KEYS - {"best_val_acc"}) & set(reports[0][0])  # finals only in the last report
     assert FINAL_KEYS <= set(reports[-1][0]) and FINAL_KEYS <= set(result.metrics)
     assert result.metrics["params"] > 1000 and result.metrics["macs"] > result.metrics["params"]
+    sizes = [result.metrics[f"{s}_images"] for s in ("train", "val", "test")]
+    assert all(n > 0 for n in sizes) and sizes[0] > sizes[1]  # the splits the accuracies are on
     assert [h["epoch"] for h in result.history] == [1.0, 2.0, 3.0]
     assert result.metrics["best_val_acc"] == max(h["val_acc"] for h in result.history)
     assert result.env["device"] == "cpu" and result.env["torch"] == torch.__version__
