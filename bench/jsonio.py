@@ -21,6 +21,19 @@ def finite(obj: Any) -> Any:
     return obj
 
 
+def _umask() -> int:
+    """The process umask, read without setting it (os.umask would change it for every thread
+    for a moment); 0o022 where /proc does not say."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 def write_atomic(path: str | Path, text: str | bytes) -> None:
     """Write to a temp file beside ``path`` and rename it over ``path``: never half-written."""
     path = Path(path)
@@ -29,6 +42,9 @@ def write_atomic(path: str | Path, text: str | bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(text.encode() if isinstance(text, str) else text)
+        # mkstemp makes the file private (0600); results and reports are ordinary files, with
+        # the mode any new file gets here (0666 less the umask).
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

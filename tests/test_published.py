@@ -59,3 +59,41 @@ def test_readme_results_table_matches_the_results() -> None:
         assert line is not None, f"README Results has no row for {name}"
         assert verdict_tally(doc["verdict"]) in line, (name, verdict_tally(doc["verdict"]))
         assert f"{doc['wall_time_s'] / 60:.1f} min" in line, name
+
+
+# --- the replay of the exhaustive table ----------------------------------------------------------
+
+REPLAY = RESULTS / "replay-exhaustive_cifar.json"
+RECORDED = RESULTS / "recorded-exhaustive_cifar.json"
+
+
+def test_replay_results_come_from_the_committed_table() -> None:
+    """The committed replay was computed from the committed recorded table (which replays it
+    without the sweep's store: ``launchers.replay --recorded``): the same architectures, epochs,
+    best accuracy and proxy correlations; every default variant has at least 20 seeds (grid,
+    which ignores seeds, one)."""
+    from bench import replay as rp
+    from launchers.replay import DEFAULT_VARIANTS
+
+    data = json.loads(REPLAY.read_text(encoding="utf-8"))
+    table = rp.load_table_file(str(RECORDED))
+    assert data["exhaustive"] == {"architectures": len(table.trials), "epochs": table.epochs,
+                                  "total_epochs": table.total_epochs,
+                                  "best_val_acc": table.best_acc}
+    assert data["budget_epochs"] == round(table.total_epochs / 3)
+    assert data["proxies"] == json.loads(json.dumps(rp.proxy_correlations(table)))
+    proxies = sorted(set.intersection(*(set(r.proxies) for r in table.trials.values())))
+    for variant in [*DEFAULT_VARIANTS, *(rp.PRESCREEN + p for p in proxies)]:
+        want = 1 if variant == "grid" else 20
+        assert data["summary"][variant]["seeds"] >= want, variant
+    assert "/work" not in REPLAY.read_text(encoding="utf-8")  # no machine paths
+
+
+def test_readme_replay_table_matches_the_results() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    data = json.loads(REPLAY.read_text(encoding="utf-8"))
+    for variant, row in data["summary"].items():
+        line = next((ln for ln in readme.splitlines() if ln.startswith(f"| {variant} |")), None)
+        assert line is not None, f"README replay table has no row for {variant}"
+        assert f"{row['regret_mean']:.2f} ± {row['regret_std']:.2f}" in line, variant
+        assert f"{row['hv_ratio_mean']:.3f} ± {row['hv_ratio_std']:.3f}" in line, variant

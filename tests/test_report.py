@@ -452,6 +452,10 @@ def test_writing_is_atomic(hand: str, tmp_path: Path, monkeypatch: pytest.Monkey
     out = write_report(uri, ["dense"], folder / "dense.html")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert set(before) == {"dense.html", "dense.md", "dense.csv"}
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for p in folder.iterdir():  # ordinary files (mode 0666 less the umask), not mkstemp's 0600
+        assert p.stat().st_mode & 0o777 == 0o666 & ~umask, (p.name, oct(p.stat().st_mode))
 
     def broken(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
