@@ -430,7 +430,10 @@ def _wait_for(proc: subprocess.Popen, condition, timeout: float = 120) -> None:
 
 
 def test_ctrl_c_exits_130_and_shuts_ray_down(ray_session, sweep, tmp_path):
-    space = space_file(tmp_path, "ctrlc", train={**TINY["train"], "epochs": 3},
+    # Long enough trials that the sweep is still running when the signal comes, on any machine
+    # (3 epochs were over in 5 s on a fast one); the sweep is interrupted, so they cost nothing.
+    space = space_file(tmp_path, "ctrlc", train={**TINY["train"], "epochs": 40},
+                       dataset={**TINY["dataset"], "image_size": 16},
                        space={"depth": {"grid": [8, 14]}, "skip": {"grid": ["identity", "none"]}})
     ray_tmp = tempfile.mkdtemp(prefix="rbc-")
     log = tmp_path / "driver.log"
