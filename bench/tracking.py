@@ -288,8 +288,8 @@ def check_store(uri: str, timeout: float = PROBE_TIMEOUT_S,
     unreachable or refuses the connection; a SQLite file that is not a database, is corrupt or
     read-only; a local store or artifact folder that cannot be written, or an artifact
     location of a scheme MLflow has no repository for. The artifact location probed is the
-    one used: ``experiment``'s when it exists already, else ``artifact_location``. Nothing is
-    written."""
+    one used: ``experiment``'s when it exists already, else ``artifact_location``, else for a
+    database used directly MLflow's default root (``./mlruns``). Nothing is written."""
     from urllib.parse import urlparse
 
     shown = redact_uri(uri)
@@ -313,6 +313,14 @@ def check_store(uri: str, timeout: float = PROBE_TIMEOUT_S,
         _probe_artifacts(stored, f"experiment {experiment!r} in {shown}")
     elif artifact_location:
         _probe_artifacts(artifact_location, shown)
+    elif backend in DB_PORTS:
+        # A database used directly (no server): a new experiment's artifacts go under MLflow's
+        # default root, a folder relative to this process's working folder.
+        from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH as root
+
+        _probe_artifacts(str(Path(root).resolve()),
+                         f"new experiments in {shown} (MLflow's default artifact root, in the "
+                         "working folder: run from a writable folder, or use an MLflow server)")
 
 
 def _finite(value: Any) -> float | None:

@@ -453,3 +453,32 @@ def test_server_script_refuses_incomplete_settings(tmp_path: Path) -> None:
         )  # fmt: skip
         assert result.returncode == 2, (extra, result.stderr)
         assert message in result.stderr, (extra, result.stderr)
+
+
+def test_a_database_store_probes_its_default_artifact_root(postgres: Postgres, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Postgres store used directly puts a new experiment's artifacts under ./mlruns of the
+    working folder: the preflight probes that folder, so one that cannot be made fails before
+    anything is written, naming it; a usable one passes and nothing is created."""
+    from bench.errors import ResbenchError
+    from bench.tracking import check_store
+
+    psycopg2 = _import("psycopg2")
+    conn = psycopg2.connect(host="127.0.0.1", port=postgres.port, user=PG_USER,
+                            password=PG_PASSWORD, dbname="postgres", connect_timeout=5)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE DATABASE direct")
+    conn.close()
+    monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
+    blocked, fine = tmp_path / "blocked", tmp_path / "fine"
+    blocked.mkdir()
+    fine.mkdir()
+    (blocked / "mlruns").write_text("a file where the artifact folder would go")
+    monkeypatch.chdir(blocked)
+    with pytest.raises(ResbenchError, match="default artifact root") as err:
+        check_store(postgres.uri("direct"), experiment="new-experiment")
+    assert str(blocked / "mlruns") in str(err.value)
+    monkeypatch.chdir(fine)
+    check_store(postgres.uri("direct"), experiment="new-experiment")
+    assert list(fine.iterdir()) == []  # probed, not written
