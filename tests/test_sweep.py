@@ -410,7 +410,11 @@ def _start(space: Path, sweep: Sweep, ray_tmp: str, log: Path) -> subprocess.Pop
            sweep.uri, "--storage", str(sweep.storage), "--progress-interval", "3600"]
     mlflow.MlflowClient(sweep.uri).search_experiments()  # the store exists before we poll it
     with open(log, "w") as out:
-        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # SIGINT back to its default in the child: a test run started in the background of a
+        # non-interactive shell (nohup, `cmd &`) inherits SIGINT ignored, and Python then never
+        # turns Ctrl-C into KeyboardInterrupt.
+        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _child_runs(client: Any, experiment: str) -> list:
