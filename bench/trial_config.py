@@ -5,50 +5,16 @@ as plain data for ``bench.trainer.parse_trial``; and the progress and summary li
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import plugins
 from bench.config import apply_overrides, load_yaml, parse_override, remove_keys
 from bench.errors import ConfigError
 
 # Flat arch keys that a structured arch (with stages) would silently ignore.
 _FLAT_ONLY = {"depth", "block", "width", "widen", "bc", "model"}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m launchers.train",
-        description="Run one resbench trial (no Ray, no MLflow) and print a summary of its result.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--config", metavar="FILE.yaml", help="a TrialSpec mapping (YAML)")
-    p.add_argument(
-        "--arch", metavar="NAME",
-        help="model shorthand: resnet20, resnet56-b, plain20, densenet40, wrn16-4, resnet<depth>, "
-        "plain<depth>, densenet<depth>, wrn<depth>-<k>, timm:<name>",
-    )
-    p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a spec key, e.g. train.lr=0.05, arch.depth=56, data.subset=5000 (repeatable)",
-    )
-    p.add_argument("--unset", action="append", default=[], metavar="KEY",
-                   help="remove a key of the config file (its default applies) before the "
-                        "--set overrides, e.g. train.milestones (repeatable)")
-    p.add_argument("--json", metavar="PATH", action="append", default=[],
-                   help="write the full result (metrics, history, diagnostics, environment, "
-                        "spec) as JSON here, atomically; '-' prints it on stdout instead of "
-                        "the summary (repeatable)")
-    p.add_argument("--checkpoint", metavar="PATH", help="save a resumable checkpoint here after every epoch")
-    p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint written by --checkpoint")
-    p.add_argument("--print-spec", action="store_true", help="print the resolved spec as YAML and exit")
-    p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
-    p.add_argument("--debug", action="store_true", help="show tracebacks for configuration errors")
-    plugins.add_argument(p)
-    return p
 
 
 def arch_shorthand(name: str) -> dict[str, Any]:
