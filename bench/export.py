@@ -53,7 +53,7 @@ class Exported:
 
 def best_trials(space: SearchSpace, found: Sequence[Any]) -> list[Any]:
     """The fully trained search trials worth keeping, best first: the best one by the primary
-    objective, or the Pareto set with several objectives (``bench.tune.Outcome`` rows)."""
+    objective, or the Pareto set with several objectives (``bench.record.TrialRecord`` rows)."""
     from bench.tune import placeholders
 
     objectives = dict(space.search.objectives)

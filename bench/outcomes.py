@@ -78,7 +78,7 @@ def summarize(space: Any, found: list[Any], top: int) -> tuple[list[str], dict[s
             for o in refs])
     bad = [o for o in found if o.status in ("failed", "diverged")]
     for o in bad[:5]:
-        first = (o.error or str(o.metrics.get(MESSAGE_KEY, ""))).splitlines()
+        first = (o.message or str(o.metrics.get(MESSAGE_KEY, ""))).splitlines()
         lines.append(f"  {o.status}: {o.trial_id} {o.label}: {first[0] if first else '?'}")
     metrics = {
         "trials_total": float(len(found)),

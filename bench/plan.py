@@ -49,7 +49,8 @@ def describe(space: Any, source: str, digest: str) -> list[str]:
 
     s, sch, r = space.search, space.scheduler, space.resources
     objectives = ", ".join(f"{k} {v}" for k, v in s.objectives.items())
-    count = "every combination" if s.algorithm == "grid" else f"{s.samples} samples"
+    count = (f"{len(space.trials)} listed trials, each once" if space.trials else
+             "every combination" if s.algorithm == "grid" else f"{s.samples} samples")
     sched = (f"{sch.type} (grace {sch.grace_period}, reduction {sch.reduction_factor:g}"
              f"{', tie-break ' + sch.tie_break if sch.type == 'mo_asha' else ''})"
              if sch.type != "none" else "none")
@@ -63,7 +64,7 @@ def describe(space: Any, source: str, digest: str) -> list[str]:
         f"max concurrent {s.max_concurrent or 'auto'}",
         f"  scheduler: {sched}; per trial {r.cpu:g} CPU, {r.gpu:g} GPU; budget: {budget}",
     ]
-    trains = space.space or space.arch or any(ref.train for ref in space.references)
+    trains = space.space or space.arch or space.trials or any(r.train for r in space.references)
     if trains:
         lines.append(
             f"  data: {d.name} (subset {d.subset or 'all'}, val {d.val_fraction:g}); train: "
@@ -127,16 +128,20 @@ def dry_run(space: Any, source: str, digest: str, estimate: bool = True) -> list
     est, timing = _estimates(space, [p.spec for p in todo], estimate)
     seconds = dict(zip((p.index for p in todo), est, strict=True))
     for p in search:
-        sample = p.config["sample"]
-        rows.append([str(p.index), p.spec.arch.label,
-                     ", ".join(f"{k}={v}" for k, v in sample.items()) or "-",
+        if "trial" in p.config:  # a listed trial: its name, and measure-only ones say so
+            shown = space.trials[p.index].name + (
+                " (measure only)" if space.trials[p.index].measure_only else "")
+        else:
+            shown = ", ".join(f"{k}={v}" for k, v in p.config["sample"].items()) or "-"
+        rows.append([str(p.index), p.spec.arch.label, shown,
                      human(p.params), human(p.macs),
                      f"rejected: {p.rejected}" if p.rejected else "ok",
                      _duration(seconds.get(p.index))])
         n_rej += bool(p.rejected)
     if rows:
         lines.append("  trials:")
-        lines += text_table(["#", "arch", "sampled", "params", "MACs", "budget", "est. time"], rows)
+        lines += text_table(["#", "arch", "trial" if space.trials else "sampled", "params",
+                             "MACs", "budget", "est. time"], rows)
         lines += _estimate_lines(space, [e for e in est if e is not None], timing,
                                  "every trial trained fully")
     if refs:

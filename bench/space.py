@@ -221,6 +221,30 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class ListedTrial:
+    """One trial named in the file's ``trials`` list: explicit configurations run as they are
+    (a study's trials), each over the file's sections."""
+
+    name: str = doc("the trial's name: letters, digits, '.', '_', '-' (unique in the list)")
+    arch: dict[str, Any] = doc("architecture parameters over the file's arch",
+                               default_factory=dict)
+    train: dict[str, Any] = doc("train fields over the file's train", default_factory=dict)
+    dataset: dict[str, Any] = doc("dataset fields over the file's dataset", default_factory=dict)
+    measure: dict[str, Any] = doc("measure fields over the file's measure", default_factory=dict)
+    diagnostics: dict[str, Any] = doc("diagnostics fields over the file's diagnostics",
+                                      default_factory=dict)
+    measure_only: bool = doc("built and measured (params, MACs, throughput), never trained",
+                             default=False)
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name or ""):
+            raise ConfigError(f"invalid name {shown(self.name)}; use letters, digits, '.', '_' "
+                              "and '-'", "name")
+        if len(self.name) > MAX_NAME:
+            raise ConfigError(f"has {len(self.name)} characters; the limit is {MAX_NAME}", "name")
+
+
+@dataclass(frozen=True)
 class Search:
     """How configurations are proposed and what is optimised."""
 
@@ -400,6 +424,9 @@ class SearchSpace:
         "searched axes: bare names are architecture parameters, dotted names set a field "
         "(train.lr, dataset.augment)", default_factory=dict)
     references: tuple[Reference, ...] = doc("timm models run alongside the search", default=())
+    trials: tuple[ListedTrial, ...] = doc(
+        "explicit trials, each run once as listed (instead of searched axes): a name and the "
+        "sections it changes", default=())
     search: Search = doc("algorithm, objectives, sample count", default_factory=Search)
     scheduler: Scheduler = doc("early stopping", default_factory=Scheduler)
     proxies: ProxySpec = doc("zero-cost proxies logged by every searched trial (proxy/<name>)",
@@ -428,6 +455,7 @@ class SearchSpace:
         _check_reachable(self)
         _check_search(self)
         _check_arch_keys(self)
+        _check_trials(self)
 
     @property
     def experiment(self) -> str:
@@ -452,6 +480,32 @@ def _check_arch_keys(space: SearchSpace) -> None:
         for j, value in enumerate(axis.values or ()):
             if value is not None:
                 check_value(target, value, f"space.{name}.{axis.kind}[{j}]")
+
+
+def _check_trials(space: SearchSpace) -> None:
+    """Listed trials: unique names, architecture keys of the model, sections by name; the
+    searched axes and the listed trials are two ways to say which trials run, never both."""
+    if not space.trials:
+        return
+    if space.space:
+        raise ConfigError("a file lists its trials or searches axes, not both; move the axes' "
+                          "values into the trials or drop the list", "trials")
+    s = space.search
+    for key, bad in (("algorithm", s.algorithm != "grid"), ("repeats", s.repeats != 1),
+                     ("prescreen", s.prescreen is not None)):
+        if bad:
+            raise ConfigError("listed trials run once each, as listed: leave search."
+                              f"{key} at its default", f"search.{key}")
+    seen: set[str] = set()
+    for i, trial in enumerate(space.trials):
+        if trial.name in seen:
+            raise ConfigError(f"duplicate trial name {trial.name!r}; names must be unique",
+                              f"trials[{i}].name")
+        seen.add(trial.name)
+        for key, value in trial.arch.items():
+            check_key(str(key), f"trials[{i}].arch.{key}")
+            if value is not None:
+                check_value(str(key), value, f"trials[{i}].arch.{key}")
 
 
 def _check_axes(space: SearchSpace) -> None:
@@ -737,7 +791,7 @@ def dataset_shape(data: DataSpec) -> tuple[int, int, int] | None:
 def sample_of(config: Mapping[str, Any]) -> dict[str, Any]:
     """The axis values of a Ray trial config (grid/random nest them under ``sample``)."""
     inner = config.get("sample", config)
-    return {k: v for k, v in inner.items() if k not in ("sample", "reference")}
+    return {k: v for k, v in inner.items() if k not in ("sample", "reference", "trial")}
 
 
 def _set_path(section: dict[str, Any], dotted: str, value: Any) -> None:
@@ -757,7 +811,23 @@ def decode(space: SearchSpace, config: Mapping[str, Any]) -> TrialSpec:
     base: dict[str, Any] = {}
     if shape is not None:
         base = {"num_classes": shape[0], "in_chans": shape[1], "input_size": shape[2]}
-    if "reference" in config:
+    where = {"data": "dataset", "train": "train", "measure": "measure",
+             "diagnostics": "diagnostics"}
+    if "trial" in config:
+        index = int(config["trial"])
+        listed = space.trials[index]
+        for key, yaml_key in where.items():
+            sections[key] = _merged(sections[key], getattr(listed, yaml_key))
+            where[key] = f"trials[{index}].{yaml_key}"
+        try:  # the trial's own dataset sets the defaults of its architecture
+            shape = dataset_shape(parse(DataSpec, sections["data"], where["data"]))
+        except ConfigError:
+            shape = None  # reported by the section's parse below
+        base = {} if shape is None else {"num_classes": shape[0], "in_chans": shape[1],
+                                         "input_size": shape[2]}
+        arch = _arch({**base, **space.arch, **listed.arch}, f"trials[{index}].arch")
+        name = listed.name
+    elif "reference" in config:
         ref = reference_of(space, config)
         params = {"family": "timm", "timm_model": ref.model, **base}
         if ref.input_size is not None:
@@ -782,21 +852,31 @@ def decode(space: SearchSpace, config: Mapping[str, Any]) -> TrialSpec:
         arch = _arch(arch_params, "space", sampled)
         name = arch.label
     parts = {}
-    for key, cls, path in (("data", DataSpec, "dataset"), ("train", TrainSpec, "train"),
-                           ("measure", MeasureSpec, "measure"),
-                           ("diagnostics", DiagnosticsSpec, "diagnostics")):
+    for key, cls in (("data", DataSpec), ("train", TrainSpec), ("measure", MeasureSpec),
+                     ("diagnostics", DiagnosticsSpec)):
         try:
-            parts[key] = parse(cls, sections[key], path)
+            parts[key] = parse(cls, sections[key], where[key])
         except ConfigError as exc:
             raise _blame_axis(exc, space, config) from None
     return TrialSpec(arch=arch, data=parts["data"], train=parts["train"],
                      measure=parts["measure"], diagnostics=parts["diagnostics"], name=name)
 
 
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on ``base``, mappings merged key by key (a listed trial's section changes)."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def _blame_axis(exc: ConfigError, space: SearchSpace, config: Mapping[str, Any]
                 ) -> ConfigError:
     """Re-anchor an error caused by a sampled dotted axis to ``space.<axis>``."""
-    if "reference" in config:
+    if "reference" in config or "trial" in config:
         return exc
     for key, value in sample_of(config).items():
         axis = space.space.get(key)
@@ -832,7 +912,14 @@ def reference_of(space: SearchSpace, config: Mapping[str, Any]) -> Reference:
 
 
 def is_measure_only(space: SearchSpace, config: Mapping[str, Any]) -> bool:
+    if "trial" in config:
+        return space.trials[int(config["trial"])].measure_only
     return "reference" in config and not reference_of(space, config).train
+
+
+def trial_name(space: SearchSpace, config: Mapping[str, Any]) -> str | None:
+    """The name of a listed trial's config (None for searched and reference trials)."""
+    return space.trials[int(config["trial"])].name if "trial" in config else None
 
 
 REPEAT_KEY = "train.seed"  # what search.repeats varies, as a sampled key of each trial
@@ -842,7 +929,10 @@ MAX_REPEATS = 100
 def search_configs(space: SearchSpace) -> list[dict[str, Any]]:
     """Ray trial configs of a grid / random search: none when the file has neither ``space`` nor
     ``arch`` (a references-only file), one trial when only ``arch`` is given; with
-    ``search.repeats`` N, each sample N times with seeds ``train.seed`` + 0..N-1."""
+    ``search.repeats`` N, each sample N times with seeds ``train.seed`` + 0..N-1; a file that
+    lists its trials, each of them once (``{"trial": index}``)."""
+    if space.trials:
+        return [{"trial": i} for i in range(len(space.trials))]
     if not space.space and not space.arch:
         return []
     samples = enumerate_samples(space)
@@ -868,8 +958,9 @@ def validate_decoding(space: SearchSpace) -> None:
                 for probe in probes:
                     probe[name] = axis.bounds()[0]
     else:
-        probes = [c["sample"] for c in search_configs(space)]
-    specs = [decode(space, {"sample": probe}) for probe in probes]
+        probes = search_configs(space)
+    specs = [decode(space, probe if ("trial" in probe or "sample" in probe) else {"sample": probe})
+             for probe in probes]
     for i in range(len(space.references)):
         decode(space, {"reference": i})
     for spec in {s.data: s for s in specs}.values():
@@ -970,10 +1061,16 @@ def shrink(space: SearchSpace) -> SearchSpace:
         search = dataclasses.replace(search, repeats=1)
     refs = tuple(dataclasses.replace(r, input_size=min(r.input_size or SMOKE_SIZE, SMOKE_SIZE))
                  for r in space.references)
+    # listed trials: their own epochs and sizes give way to the smoke ones
+    trials = tuple(dataclasses.replace(
+        t, train={k: v for k, v in t.train.items() if k not in ("epochs", "warmup_epochs", "compile")},
+        dataset={k: (min(v, SMOKE_TRAIN if k == "subset" else SMOKE_TEST)
+                     if k in ("subset", "test_subset") and isinstance(v, int) else v)
+                 for k, v in t.dataset.items()}) for t in space.trials)
     return dataclasses.replace(
         space, dataset=data, train=train, measure=_smoke_measure(space.measure),
         diagnostics=_smoke_diagnostics(space.diagnostics), space=axes, search=search,
-        scheduler=Scheduler(type="none"), references=refs)
+        scheduler=Scheduler(type="none"), references=refs, trials=trials)
 
 
 def _smoke_train(train: TrainSpec) -> dict[str, Any]:

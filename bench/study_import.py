@@ -36,30 +36,12 @@ def read_results(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def import_results(path: str | Path, tracking_uri: str | None = None,
-                   experiment: str | None = None) -> dict[str, Any]:
-    """Log a results JSON as one parent run and a child run per trial; returns
-    ``{"uri", "experiment", "parent_id", "children", "imported", "already"}``."""
-    from bench.config import flatten
-    from bench.tracking import (
-        Tracker,
-        check_store,
-        default_artifact_location,
-        default_tracking_uri,
-        quiet_store_logs,
-    )
-
-    data = read_results(path)
+def parent_fields(data: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, Any],
+                                                   dict[str, str]]:
+    """(tags, params, texts) of a study's parent run, from its results document: the study,
+    form, device and claim, the verdict rows as parameters, and the ``verdict.md``,
+    ``verdict.json`` (what the report's "Claims" section reads) and ``study.json`` artifacts."""
     name, form = str(data["study"]), str(data.get("form", "gpu"))
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
-    exp = experiment or f"study-{name}"
-    # fail fast on an unreachable server or an unwritable store or artifact folder
-    check_store(uri, artifact_location=default_artifact_location(uri), experiment=exp)
-    tracker = Tracker(uri, exp, default_artifact_location(uri))
-    quiet_store_logs()
-    tracker.setup()
-    stamp = "".join(ch for ch in str(data.get("started", "")) if ch.isdigit())[:14] or "unknown"
-    sweep_id = f"study-{name}-{form}-{stamp}"
     env = data.get("env") or {}
     tags = {"resbench.study": name, "resbench.form": form, "resbench.device": data.get("device", ""),
             "resbench.git_sha": env.get("git_sha", "unknown"), "resbench.command": data.get("command", ""),
@@ -85,6 +67,45 @@ def import_results(path: str | Path, tracking_uri: str | None = None,
                  "device": data.get("device", ""), "wall_time_s": data.get("wall_time_s"),
                  "command": data.get("command", ""), "note": data.get("note", ""),
                  "rows": rows}, indent=2)}
+    return tags, params, texts
+
+
+def parent_summary(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """(metrics, tags) a study's parent run ends with: trials run and the verdict's tally."""
+    rows = data.get("verdict") or []
+    done = sum(1 for r in data["trials"] if r.get("status") == "completed")
+    consistent = sum(1 for r in rows if r.get("verdict") == "consistent")
+    judged = sum(1 for r in rows if r.get("verdict") in ("consistent", "not consistent"))
+    return ({"trials": len(data["trials"]), "completed": done,
+             "wall_time_s": data.get("wall_time_s"), "verdict_consistent": consistent,
+             "verdict_judged": judged}, {"resbench.verdict": verdict_summary(rows)})
+
+
+def import_results(path: str | Path, tracking_uri: str | None = None,
+                   experiment: str | None = None) -> dict[str, Any]:
+    """Log a results JSON as one parent run and a child run per trial; returns
+    ``{"uri", "experiment", "parent_id", "children", "imported", "already"}``."""
+    from bench.config import flatten
+    from bench.tracking import (
+        Tracker,
+        check_store,
+        default_artifact_location,
+        default_tracking_uri,
+        quiet_store_logs,
+    )
+
+    data = read_results(path)
+    name, form = str(data["study"]), str(data.get("form", "gpu"))
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    exp = experiment or f"study-{name}"
+    # fail fast on an unreachable server or an unwritable store or artifact folder
+    check_store(uri, artifact_location=default_artifact_location(uri), experiment=exp)
+    tracker = Tracker(uri, exp, default_artifact_location(uri))
+    quiet_store_logs()
+    tracker.setup()
+    stamp = "".join(ch for ch in str(data.get("started", "")) if ch.isdigit())[:14] or "unknown"
+    sweep_id = f"study-{name}-{form}-{stamp}"
+    tags, params, texts = parent_fields(data)
     parent = tracker.start_sweep(sweep_id, f"{name} ({form}, {data.get('device', '?')})", tags,
                                  params, texts)
     imported = already = 0
@@ -118,12 +139,6 @@ def import_results(path: str | Path, tracking_uri: str | None = None,
         if rec.get("diagnostics"):
             tracker.log_text(run_id, json.dumps(rec["diagnostics"], indent=2), "diagnostics.json")
         imported += 1
-    done = sum(1 for r in data["trials"] if r.get("status") == "completed")
-    consistent = sum(1 for r in rows if r.get("verdict") == "consistent")
-    judged = sum(1 for r in rows if r.get("verdict") in ("consistent", "not consistent"))
-    tracker.end_sweep(parent, "completed", {
-        "trials": len(data["trials"]), "completed": done,
-        "wall_time_s": data.get("wall_time_s"), "verdict_consistent": consistent,
-        "verdict_judged": judged}, {"resbench.verdict": verdict_summary(rows)})
+    tracker.end_sweep(parent, "completed", *parent_summary(data))
     return {"uri": uri, "experiment": exp, "parent_id": parent, "children": len(data["trials"]),
             "imported": imported, "already": already}

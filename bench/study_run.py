@@ -26,6 +26,7 @@ from typing import Any
 from bench.config import to_dict
 from bench.errors import ConfigError, ResbenchError, did_you_mean
 from bench.jsonio import finite, write_atomic
+from bench.record import TrialRecord
 from bench.studies import STUDIES, STUDY_ORDER, Study, StudyForm, StudyTrial, get_study
 
 RESULTS_FORMAT = 1
@@ -175,6 +176,12 @@ def data_changes(form: StudyForm, smoke: bool, root: str | None, cache_dir: str 
 def build_specs(study: Study, args: argparse.Namespace, root: str | None
                 ) -> list[tuple[StudyTrial, Any]]:
     """(trial, TrialSpec) of the selected trials, every spec parsed before anything runs."""
+    return [(trial, spec) for trial, spec, _ in trial_inputs(study, args, root)]
+
+
+def trial_inputs(study: Study, args: argparse.Namespace, root: str | None
+                 ) -> list[tuple[StudyTrial, Any, dict[str, Any]]]:
+    """(trial, TrialSpec, its mapping with the command line's changes) of the selected trials."""
     from bench.config import apply_overrides
     from bench.locations import resolve_paths
     from bench.trainer import parse_trial
@@ -201,14 +208,16 @@ def build_specs(study: Study, args: argparse.Namespace, root: str | None
             spec = parse_trial(data)
         except ConfigError as exc:
             raise exc.at(source=f"study {study.name!r}, trial {trial.role!r}") from None
-        spec = dataclasses.replace(spec, data=resolve_paths(spec.data, os.environ))
+        # named by its role: the same spec whichever backend runs it
+        spec = dataclasses.replace(spec, data=resolve_paths(spec.data, os.environ),
+                                   name=trial.role)
         if form.needs_data and not trial.measure_only and spec.data.name == "imagefolder" \
                 and not spec.data.root and not args.dry_run:
             raise ConfigError(
                 f"the {args.form} form of {study.name!r} trains on the JPEG CIFAR-10: pass --data-root "
                 "DIR (the tree with train/ and test/), --tarball cifar10-jpeg.tar.gz, or set "
                 "RESBENCH_DATA; or run the smoke form with --smoke", "--data-root")
-        out.append((trial, spec))
+        out.append((trial, spec, data))
     return out
 
 
@@ -237,29 +246,32 @@ def run_trial(trial: StudyTrial, spec: Any, quiet: bool) -> dict[str, Any]:
     from bench.trainer import train
 
     start = time.perf_counter()
-    record: dict[str, Any] = {"role": trial.role, "label": spec.arch.label,
-                              "measure_only": trial.measure_only, "spec": to_dict(spec)}
+    rec = new_record(trial, spec)
 
     def report(metrics: dict[str, float], _checkpoint: Any) -> None:
         _say(progress_line(trial.role, spec.train.epochs, metrics), quiet)
 
     try:
         if trial.measure_only:
-            metrics, env = measure_only(spec)
-            record.update(status="completed", message="", metrics=metrics, history=[],
-                          diagnostics={}, env=env)
+            rec.metrics, rec.env = measure_only(spec)
+            rec.status = "completed"
         else:
             result = train(spec, report=report)
-            record.update(status=result.status, message=result.message, metrics=result.metrics,
-                          history=result.history, diagnostics=result.diagnostics, env=result.env)
+            rec.status, rec.message, rec.metrics = result.status, result.message, result.metrics
+            rec.history, rec.diagnostics, rec.env = result.history, result.diagnostics, result.env
     except ResbenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - a crashed variant is a result, not the end
-        record.update(status="failed", message=f"{type(exc).__name__}: {exc}"[:2000],
-                      metrics={}, history=[], diagnostics={}, env={})
-    record["wall_time_s"] = time.perf_counter() - start
-    # JSON round trip: the record reads the same in memory as from the file (string keys).
-    return json.loads(json.dumps(finite(record)))
+        rec.status, rec.message = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+    rec.wall_time_s = time.perf_counter() - start
+    return rec.as_dict()
+
+
+def new_record(trial: StudyTrial, spec: Any, status: str = "", message: str = "") -> TrialRecord:
+    """The record of a study trial before it runs (``status`` skipped: one that never will)."""
+    return TrialRecord(trial_id=trial.role, kind="reference" if trial.measure_only else "search",
+                       config={}, label=spec.arch.label, status=status, message=message,
+                       role=trial.role, spec=to_dict(spec), measure_only=trial.measure_only)
 
 
 def default_out(name: str, form: str) -> Path:
@@ -316,13 +328,14 @@ def dry_run(study: Study, args: argparse.Namespace, root: str | None) -> float:
     return total
 
 
-def run_study(study: Study, args: argparse.Namespace, root: str | None, out: Path) -> int:
-    """Run one study, print its tables, write its JSON; the exit code (0 or 1)."""
+def start_doc(study: Study, args: argparse.Namespace, specs: Sequence[tuple[StudyTrial, Any]]
+              ) -> tuple[float | None, dict[str, float], dict[str, Any]]:
+    """The study's heading lines and its results document before any trial ran (the CPU form
+    measures this CPU first): (budget minutes, estimated seconds by role, document)."""
     from bench.measure import environment
     from bench.studies import estimate_seconds
     from bench.trainer import resolve_device
 
-    specs = build_specs(study, args, root)
     form = study.form(args.form)
     limit = args.max_minutes if args.max_minutes is not None else study.budget(args.form)
     quiet = args.quiet
@@ -368,6 +381,14 @@ def run_study(study: Study, args: argparse.Namespace, root: str | None, out: Pat
                          f"{calibration['resnet20_fp32_train_img_per_s']:.0f} img/s fp32"
                          + (f", {calibration['resnet20_train_img_per_s']:.0f} bf16"
                             if calibration["precision"] == "bf16" else "") + ")")
+    return limit, estimates, doc
+
+
+def run_study(study: Study, args: argparse.Namespace, root: str | None, out: Path) -> int:
+    """Run one study in-process, print its tables, write its JSON; the exit code (0 or 1)."""
+    specs = build_specs(study, args, root)
+    limit, estimates, doc = start_doc(study, args, specs)
+    quiet = args.quiet
     failed = False
     began = time.perf_counter()
     for i, (trial, spec) in enumerate(specs):
@@ -375,11 +396,9 @@ def run_study(study: Study, args: argparse.Namespace, root: str | None, out: Pat
         head = f"[{i + 1}/{len(specs)}] {trial.role}: {spec.arch.label}"
         if limit is not None and elapsed > 60 * limit:
             _say(f"{head}: skipped (the {limit:g}-minute budget is spent)", quiet)
-            doc["trials"].append({
-                "role": trial.role, "label": spec.arch.label, "measure_only": trial.measure_only,
-                "spec": json.loads(json.dumps(finite(to_dict(spec)))), "status": SKIPPED,
-                "message": f"skipped: started after the {limit:g}-minute budget",
-                "metrics": {}, "history": [], "diagnostics": {}, "env": {}, "wall_time_s": 0.0})
+            doc["trials"].append(new_record(
+                trial, spec, SKIPPED, f"skipped: started after the {limit:g}-minute budget"
+            ).as_dict())
             continue
         est = ""
         if trial.role in estimates:
@@ -396,12 +415,17 @@ def run_study(study: Study, args: argparse.Namespace, root: str | None, out: Pat
         doc["trials"].append(record)
         _finish(study, doc, began, out)
     _finish(study, doc, began, out)
+    print_outcome(study, doc, args.form, out)
+    return 1 if failed else 0
+
+
+def print_outcome(study: Study, doc: dict[str, Any], form: str, out: Path) -> None:
+    """The trials and verdict tables and the closing line of a finished study."""
     print(f"\n{study.name}: trials\n{trials_table(doc['trials'])}")
-    print(f"\n{study.name}: verdict ({'smoke form: code path only' if args.form == 'smoke' else doc['device']})")
+    print(f"\n{study.name}: verdict ({'smoke form: code path only' if form == 'smoke' else doc['device']})")
     print(verdict_text(doc["verdict"]))
     print(f"\n{study.name}: {verdict_summary(doc['verdict'])}; {doc['wall_time_s']:.1f} s; "
           f"wrote {out}")
-    return 1 if failed else 0
 
 
 def _finish(study: Study, doc: dict[str, Any], began: float, out: Path) -> None:
@@ -483,6 +507,11 @@ def run(args: argparse.Namespace) -> int:
         if len(names) > 1:
             print(f"all: estimated {total / 60:.1f} min")
         return 0
+    chosen = backend(args.backend)
+    if chosen == "ray":
+        from bench.study_sweep import run_study_sweep as runner
+    else:
+        runner = run_study
     with data_root(args) as root:
         for name in names:
             study = get_study(name)
@@ -490,5 +519,19 @@ def run(args: argparse.Namespace) -> int:
                 out = Path(args.out or "results") / default_out(name, args.form).name
             else:
                 out = Path(args.out) if args.out else default_out(name, args.form)
-            code = max(code, run_study(study, args, root, out))
+            code = max(code, runner(study, args, root, out))
     return code
+
+
+def backend(name: str) -> str:
+    """``auto``: Ray Tune when Ray is installed (the sweep machinery, MLflow live), else the
+    sequential in-process runner (hosts without Ray, e.g. a bare GPU host)."""
+    import importlib.util
+
+    if name == "auto":
+        return "ray" if importlib.util.find_spec("ray") is not None else "sequential"
+    if name == "ray" and importlib.util.find_spec("ray") is None:
+        raise ConfigError("Ray is not installed here; use --backend sequential (then "
+                          "'launchers.study import' the results JSON where MLflow is)",
+                          "--backend")
+    return name

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from bench.errors import ConfigError, ResbenchError
 from bench.outcomes import _csv, summarize
 from bench.plan import Planned, _screen, dry_run, plan, schedule_warnings
 from bench.preflight import check_address, check_cluster, check_data, check_resources, check_storage
+from bench.record import TrialRecord
 from bench.sweep_state import (
     find_latest,
     find_resumable,
@@ -74,7 +75,14 @@ def quiet_libraries(optuna: bool) -> None:
 # --- the sweep ------------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> int:
+Finish = Callable[[Any, str, list[TrialRecord]], None]
+
+
+def run(args: argparse.Namespace, space: Any = None, source_text: str | None = None,
+        finish: Finish | None = None) -> int:
+    """A sweep of ``args.space`` (a file), or of ``space`` (a parsed SearchSpace: a study's,
+    with ``source_text`` its YAML and ``args.space`` its label); ``finish(tracker, parent,
+    records)`` runs once every trial has ended, before the parent run ends (a study's verdict)."""
     if args.schema:
         from bench.space import space_schema
 
@@ -96,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
     from bench.redaction import redact_uri
     from bench.space import load_space, space_hash
 
-    space = load_space(args.space, args.set, smoke=args.smoke, unset=args.unset,
-                       plugins=args.plugin)
+    if space is None:
+        space = load_space(args.space, args.set, smoke=args.smoke, unset=args.unset,
+                           plugins=args.plugin)
     for warning in schedule_warnings(space):
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     digest = space_hash(space)
@@ -151,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         print(screening.lines()[0], flush=True)
         state["prescreen"] = screening.as_dict()
     search, refs = plan(space, state.get("prescreen"))  # before anything is written
-    return execute(args, space, digest, state, sweep_dir, search, refs)
+    return execute(args, space, digest, state, sweep_dir, search, refs, source_text, finish)
 
 
 SMOKE_SUFFIX = "-smoke"
@@ -228,7 +237,8 @@ def _argv(args: argparse.Namespace) -> list[str]:
 
 
 def execute(args: argparse.Namespace, space: Any, digest: str, state: dict[str, Any],
-            sweep_dir: str, search: list[Planned] | None, refs: list[Planned]) -> int:
+            sweep_dir: str, search: list[Planned] | None, refs: list[Planned],
+            source_text: str | None = None, finish: Finish | None = None) -> int:
     """The preflight (nothing written yet; each failure is exit 2), then the sweep on a Ray
     that is shut down on the way out when this process started it."""
     from bench import tune as rt
@@ -239,7 +249,7 @@ def execute(args: argparse.Namespace, space: Any, digest: str, state: dict[str, 
     temp_dir = tempfile.mkdtemp(prefix="rb-ray-") if owns_ray and not args.address else None
     try:
         preflight_ray(args, space, sweep_dir, state["tracking_uri"], temp_dir)
-        return run_sweep(args, space, digest, state, sweep_dir, search, refs)
+        return run_sweep(args, space, digest, state, sweep_dir, search, refs, source_text, finish)
     finally:
         if owns_ray:
             rt.shutdown()
@@ -312,7 +322,8 @@ def preflight_ray(args: argparse.Namespace, space: Any, sweep_dir: str, state_ur
 
 
 def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str, Any],
-              sweep_dir: str, search: list[Planned] | None, refs: list[Planned]) -> int:
+              sweep_dir: str, search: list[Planned] | None, refs: list[Planned],
+              source_text: str | None = None, finish: Finish | None = None) -> int:
     """The sweep on a running Ray: parent run, the Tune jobs, the MLflow reconcile, the summary
     and the report; returns the exit code."""
     from bench import tune as rt
@@ -333,7 +344,9 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
               "epochs": space.train.epochs}
     if space.search.prescreen is not None:
         params["prescreen"] = json.dumps(dataclasses.asdict(space.search.prescreen))
-    texts = {"space.yaml": redact_uri(Path(args.space).read_text(encoding="utf-8")),
+    source = source_text if source_text is not None else \
+        Path(args.space).read_text(encoding="utf-8")
+    texts = {"space.yaml": redact_uri(source),
              "space.resolved.json": json.dumps(redacted(to_dict(space)), indent=2, default=str)}
     parent = tracker.start_sweep(state["sweep_id"], state["sweep_id"], tags, params, texts)
     status, ended = "failed", False  # every way out below ends the parent run with a status
@@ -358,7 +371,7 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
         if gpu and not rt.cluster_gpus():
             print(f"note: resources.gpu={gpu:g} but the cluster has no GPU; trials run on CPU")
             gpu = 0.0
-        found: list[rt.Outcome] = []
+        found: list[TrialRecord] = []
         jobs = []
         if search is None:
             jobs.append(("search", None))
@@ -388,6 +401,8 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
             print(f"warning: the parent run's {name} was missing from its artifact folder "
                   "(deleted during the sweep?); logged it again", file=sys.stderr)
         tracker.log_text(parent, _csv(space, found), "trials.csv")
+        if finish is not None:
+            finish(tracker, parent, found)
         tracker.end_sweep(parent, "failed" if failed else "completed", metrics,
                           {"resbench.best_trial": best} if best else {})
         status = "failed" if failed else "completed"
@@ -397,7 +412,7 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
         print(f"\nbrowse the runs: {ui_command(redact_uri(state['tracking_uri']))}")
         if failed:
             print(f"{len(failed)} trial(s) failed; first error: "
-                  f"{failed[0].error.splitlines()[0] if failed[0].error else '?'}", file=sys.stderr)
+                  f"{failed[0].message.splitlines()[0] if failed[0].message else '?'}", file=sys.stderr)
             return 1
         return 0
     except KeyboardInterrupt:
@@ -497,10 +512,8 @@ def _record_rejected(tracker: Any, target: Any, space: Any, rejected: list[Plann
 
 
 def _rejected_outcome(p: Planned) -> Any:
-    from bench.tune import Outcome
-
-    return Outcome(f"rejected-{p.index:04d}", "search", p.config, p.spec.arch.label, "rejected",
-                   {"params": float(p.params), "macs": float(p.macs)}, p.rejected)
+    return TrialRecord(f"rejected-{p.index:04d}", "search", p.config, p.spec.arch.label,
+                       "rejected", {"params": float(p.params), "macs": float(p.macs)}, p.rejected)
 
 
 def _reconcile(tracker: Any, target: Any, space: Any, found: list[Any]) -> None:
@@ -520,4 +533,4 @@ def _reconcile(tracker: Any, target: Any, space: Any, found: list[Any]) -> None:
             continue  # recorded before the sweep
         for row in o.history:
             fixer.log_result(o.trial_id, o.config, row)
-        fixer.finish(o.trial_id, o.config, o.metrics, o.status, o.error)
+        fixer.finish(o.trial_id, o.config, o.metrics, o.status, o.message)

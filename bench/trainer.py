@@ -1,5 +1,5 @@
 """The trial engine: the trial spec (architecture, data, training, measurement, diagnostics) and
-``train``, which runs one trial end to end and returns a ``TrialResult``.
+``train``, which runs one trial end to end and returns its ``TrialRecord`` (``bench.record``).
 
 Data live on the device as uint8 and are augmented there (``bench.augment``); per-step work is
 kept free of host syncs (loss and accuracy sums stay on the device and are read once per epoch).
@@ -31,6 +31,7 @@ from bench.diagnostics import grad_groups, gradient_norms, lesion_study
 from bench.errors import ConfigError
 from bench.measure import benchmark, environment
 from bench.models import ArchSpec, build_model, cost
+from bench.record import TrialRecord
 from bench.spec.trial import (  # noqa: F401 - the trial schema (torch-free), re-exported
     EPOCH_METRICS,
     EXECUTION_KEYS,
@@ -40,7 +41,6 @@ from bench.spec.trial import (  # noqa: F401 - the trial schema (torch-free), re
     DiagnosticsSpec,
     MeasureSpec,
     TrainSpec,
-    TrialResult,
     TrialSpec,
     parse_trial,
     schedule_warnings,
@@ -373,12 +373,12 @@ class _Trial:
 
 
 def train(spec: TrialSpec, report: ReportFn | None = None, resume: Mapping[str, Any] | None = None,
-          started: Callable[[dict[str, str]], None] | None = None) -> TrialResult:
+          started: Callable[[dict[str, str]], None] | None = None) -> TrialRecord:
     """Run one trial. ``report(metrics, checkpoint)`` is called after every epoch with that
     epoch's metrics (the last call also carries the final ones) and a zero-argument function
     returning the checkpoint state; pass such a state back as ``resume`` to continue exactly.
     ``started(env)``, if given, is called once before the first epoch with what will run
-    (``TrialResult.env``: ``auto`` settings resolved, the data's shape and identity).
+    (``TrialRecord.env``: ``auto`` settings resolved, the data's shape and identity).
 
     Returns status ``completed``, ``diverged`` (NaN/inf loss) or ``failed`` (out of memory);
     errors the user can fix (ConfigError, DataError) are raised."""
@@ -424,8 +424,8 @@ def train(spec: TrialSpec, report: ReportFn | None = None, resume: Mapping[str, 
             if report is not None:
                 report({**m, **final}, checkpoint)
     except torch.cuda.OutOfMemoryError as exc:
-        return TrialResult(
-            "failed",
+        return _record(
+            spec, "failed",
             f"out of memory at batch size {spec.train.batch_size} ({str(exc).splitlines()[0]}); "
             "lower train.batch_size",
             metrics=dict(trial.history[-1]) if trial.history else {},
@@ -435,13 +435,20 @@ def train(spec: TrialSpec, report: ReportFn | None = None, resume: Mapping[str, 
     if not final:  # resumed from a checkpoint taken after the last epoch: only the final numbers
         final, diagnostics = trial.finish(wall)
     metrics = {**trial.history[-1], **final}
-    return TrialResult("completed", "", metrics=metrics, history=trial.history, diagnostics=diagnostics, env=env)
+    return _record(spec, "completed", "", metrics=metrics, history=trial.history,
+                   diagnostics=diagnostics, env=env)
 
 
-def _diverged(trial: _Trial, env: dict[str, str], what: str) -> TrialResult:
+def _record(spec: TrialSpec, status: str, message: str, **fields: Any) -> TrialRecord:
+    """The record ``train`` returns (status completed, diverged or failed)."""
+    return TrialRecord(trial_id=spec.name, kind="search", config={}, label=spec.arch.label,
+                       status=status, message=message, role=spec.name, **fields)
+
+
+def _diverged(trial: _Trial, env: dict[str, str], what: str) -> TrialRecord:
     lr = trial.optimizer.param_groups[0]["lr"]
-    return TrialResult(
-        "diverged",
+    return _record(
+        trial.spec, "diverged",
         f"{what} (lr {lr:.3g}); lower train.lr, add warm-up (train.warmup_epochs) or set train.grad_clip",
         metrics=dict(trial.history[-1]) if trial.history else {},
         history=trial.history,

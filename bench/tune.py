@@ -23,7 +23,7 @@ import math
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from bench.config import flatten, to_dict
 from bench.diagnostics import lesion_metrics
 from bench.errors import ResbenchError
+from bench.record import TrialRecord
 from bench.redaction import redact_uri
 from bench.space import (
     COST_METRICS,
@@ -45,21 +46,22 @@ from bench.space import (
     decode,
     is_measure_only,
     sample_of,
+    trial_name,
 )
 
 STATUS_KEY = "resbench_status"
 MESSAGE_KEY = "resbench_message"
 FINAL_KEY = "resbench_final"
 PLACEHOLDER_KEY = "resbench_placeholders"  # comma-separated objective keys holding stand-ins
-DIAGNOSTICS_KEY = "resbench_diagnostics"  # JSON of TrialResult.diagnostics (final report only)
+DIAGNOSTICS_KEY = "resbench_diagnostics"  # JSON of TrialRecord.diagnostics (final report only)
 NODE_KEY = "resbench_node_id"  # the Ray node the trial runs on (tag resbench.node_id)
-ENV_KEY = "resbench_env"  # JSON of TrialResult.env (what ran: auto resolved, the data's identity)
+ENV_KEY = "resbench_env"  # JSON of TrialRecord.env (what ran: auto resolved, the data's identity)
 META_KEYS = (STATUS_KEY, MESSAGE_KEY, FINAL_KEY, PLACEHOLDER_KEY, DIAGNOSTICS_KEY, NODE_KEY,
              ENV_KEY)
 TAG_NODE = "resbench.node_id"
 DIAGNOSTICS_ARTIFACT = "diagnostics.json"
 TRIAL_ARTIFACT = "trial.yaml"  # the trial's spec; python -m launchers.train --config accepts it
-# Spec params logged with the value that ran (TrialResult.env key) instead of the requested one
+# Spec params logged with the value that ran (TrialRecord.env key) instead of the requested one
 # (``auto``, ``0`` threads, the arch's default input shape before the data fitted it).
 RESOLVED_PARAMS = {
     "train.precision": "precision", "train.channels_last": "channels_last",
@@ -161,10 +163,14 @@ def run_trial(config: dict[str, Any], space: SearchSpace) -> None:
             return
         base.update(_proxy_metrics(spec, space))
     if is_measure_only(space, config):
+        from bench.measure import environment
+        from bench.trainer import resolve_device
+
         metrics = measure_untrained(spec)
+        env = json.dumps(environment(resolve_device(spec.train.device)), sort_keys=True)
         tune.report(_with_objectives(
-            {**metrics, "epoch": 0.0, STATUS_KEY: "completed", MESSAGE_KEY: "", **final},
-            objectives))
+            {**metrics, "epoch": 0.0, STATUS_KEY: "completed", MESSAGE_KEY: "", ENV_KEY: env,
+             **final}, objectives))
         return
 
     epochs = spec.train.epochs
@@ -320,7 +326,8 @@ def early_stopping(space: SearchSpace) -> bool:
     return space.scheduler.type != "none"
 
 
-def _numeric(result: Mapping[str, Any]) -> dict[str, float]:
+def numeric_metrics(result: Mapping[str, Any]) -> dict[str, float]:
+    """Every number of a result but Ray's keys, resbench's own and objective stand-ins."""
     skip = set(RAY_KEYS) | set(META_KEYS)
     skip |= placeholders(result)
     out = {}
@@ -338,7 +345,7 @@ def epoch_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     """Per-epoch keys of a result (history: loss, accuracy, lr, grad norms, and test metrics of
     an epoch before the last: the final report's go with the final metrics, logged once)."""
     final = STATUS_KEY in result
-    return {k: v for k, v in _numeric(result).items()
+    return {k: v for k, v in numeric_metrics(result).items()
             if k in PER_EPOCH or k.startswith("grad_norm/") or (k in TEST_CURVE and not final)}
 
 
@@ -346,7 +353,7 @@ def final_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     """Keys known once per trial (cost, test accuracy, throughput, latency, times); the test
     metrics of a result that is not the final report were logged with its epoch already."""
     final = STATUS_KEY in result
-    return {k: v for k, v in _numeric(result).items()
+    return {k: v for k, v in numeric_metrics(result).items()
             if k not in PER_EPOCH and not k.startswith("grad_norm/")
             and (final or k not in TEST_CURVE)}
 
@@ -358,13 +365,15 @@ def trial_kind(config: Mapping[str, Any]) -> str:
 def trial_params(space: SearchSpace, config: Mapping[str, Any], spec: Any) -> dict[str, Any]:
     """MLflow params of a trial: the flattened spec plus the sampled axes as ``sample.*``."""
     params = flatten(to_dict(spec))
-    if "reference" not in config:
+    if "trial" in config:
+        params["trial"] = trial_name(space, config)
+    elif "reference" not in config:
         params.update({f"sample.{k}": v for k, v in sample_of(config).items()})
     return params
 
 
 def ran_env(result: Mapping[str, Any]) -> dict[str, str]:
-    """The ``TrialResult.env`` a trial's report carries ({} before the trainer started)."""
+    """The ``TrialRecord.env`` a trial's report carries ({} before the trainer started)."""
     try:
         env = json.loads(str(result.get(ENV_KEY) or "{}"))
     except ValueError:
@@ -776,8 +785,9 @@ def make_tuner(space: SearchSpace, kind: str, configs: list[dict[str, Any]] | No
                                  trial_name_creator=_trial_name,
                                  trial_dirname_creator=_trial_name)
     else:
-        param_space = {"sample" if kind == "search" else "reference": tune.grid_search(
-            [c["sample"] if kind == "search" else c["reference"] for c in configs or []])}
+        # one key per kind of config: "sample" (searched), "trial" (listed), "reference"
+        key = next(iter(configs[0])) if configs else ("sample" if kind == "search" else "reference")
+        param_space = {key: tune.grid_search([c[key] for c in configs or []])}
         scheduler = make_scheduler(space) if kind == "search" else FIFOScheduler()
         tune_config = TuneConfig(scheduler=scheduler, num_samples=1, reuse_actors=True,
                                  max_concurrent_trials=s.max_concurrent or None,
@@ -806,28 +816,9 @@ def _trial_name(trial: Any) -> str:
     return str(trial.trial_id)
 
 
-@dataclass
-class Outcome:
-    """One finished trial as the summary and the MLflow reconcile see it."""
-
-    trial_id: str
-    kind: str
-    config: dict[str, Any]
-    label: str
-    status: str
-    metrics: dict[str, Any] = field(default_factory=dict)
-    error: str = ""
-    path: str = ""
-    history: list[dict[str, float]] = field(default_factory=list)
-    checkpoint: Any = None  # the trial's last ray.tune.Checkpoint (its weights), if any
-
-    @property
-    def epochs(self) -> int:
-        return int(self.metrics.get("epoch", 0) or 0)
-
-
-def outcomes(results: Any, space: SearchSpace) -> list[Outcome]:
-    """The trials of a ResultGrid with their status, last metrics and per-epoch history."""
+def outcomes(results: Any, space: SearchSpace) -> list[TrialRecord]:
+    """The trials of a ResultGrid as records: status, last result, per-epoch history, and
+    what a study's results JSON holds of each (spec, diagnostics, environment, wall time)."""
     out = []
     for res in results:
         metrics = dict(res.metrics or {})
@@ -839,9 +830,10 @@ def outcomes(results: Any, space: SearchSpace) -> list[Outcome]:
             lines = [ln for ln in str(res.error).splitlines() if ln.strip()]
             error = f"{lines[-1]}\n\n{res.error}" if lines else "trial crashed"
         try:
-            label = decode(space, config).arch.label
+            decoded = decode(space, config)
+            spec, label = to_dict(decoded), decoded.arch.label
         except Exception:  # noqa: BLE001 - display only
-            label = trial_id
+            spec, label = {}, trial_id
         history = []
         df = res.metrics_dataframe
         if df is not None and "epoch" in df:
@@ -851,8 +843,16 @@ def outcomes(results: Any, space: SearchSpace) -> list[Outcome]:
         status = status_of(metrics, errored, early_stopping(space))
         if status == "failed" and not errored and STATUS_KEY not in metrics:
             error = NO_FINAL_REPORT
-        out.append(Outcome(trial_id, trial_kind(config), config, label, status, metrics, error,
-                           str(res.path), history, res.checkpoint))
+        try:
+            diagnostics = json.loads(str(metrics.get(DIAGNOSTICS_KEY) or "{}"))
+        except ValueError:
+            diagnostics = {}
+        out.append(TrialRecord(
+            trial_id, trial_kind(config), config, label, status, metrics, error, str(res.path),
+            history, res.checkpoint, role=trial_name(space, config) or "", spec=spec,
+            diagnostics=diagnostics if isinstance(diagnostics, dict) else {},
+            env=ran_env(metrics), wall_time_s=float(metrics.get("time_total_s") or 0.0),
+            measure_only=is_measure_only(space, config)))
     return out
 
 
@@ -862,11 +862,11 @@ def shutdown() -> None:
 
 
 __all__ = [
-    "Outcome",
     "OptunaSpace",
     "ProgressCallback",
     "TrackingCallback",
     "TrackingTarget",
+    "TrialRecord",
     "alive_nodes",
     "can_restore",
     "diagnostic_metrics",

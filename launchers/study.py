@@ -7,13 +7,19 @@
     python -m launchers.study all --data-root DIR --out results/
     python -m launchers.study import results/degradation.json [--tracking-uri URI]
 
-A study runs its trials one after another through the standalone trainer
-(``bench.trainer.train``; measurement-only trials through ``bench.measure.benchmark``), prints
-a progress line per epoch, then a table of the trials and the verdict (claim, paper number,
-measured number), and writes one JSON with every trial's spec, metrics, history, diagnostics
-and environment plus the verdict rows (rewritten after every trial, so an interrupted run
-keeps what finished). ``--max-minutes`` (default 8 for the GPU form, 10 for the CPU form) skips
-the trials that would start after that much time; they are recorded as ``skipped``.
+A study is a search space that lists its trials plus a verdict. ``--backend ray`` (the default
+where Ray is installed) runs that space through the sweep driver (``bench.sweep``): Ray Tune
+locally, one trial at a time on all of the host's CPUs (timings as in-process), MLflow
+recording the parent and a child per trial live (``--tracking-uri``, ``--experiment``; default
+experiment ``study-NAME``), ``--resume`` (on by default) continuing an unfinished run of the same
+trials; once every trial has ended the verdict goes onto the parent run and into the results
+JSON. ``--backend sequential`` (the default where Ray is missing, e.g. a bare GPU host) runs the
+trials one after another in-process through the same trainer, with a progress line per epoch,
+and writes the same JSON (rewritten after every trial, so an interrupted run keeps what
+finished) for ``import`` elsewhere. Either way the output ends with a table of the trials and
+the verdict (claim, paper number, measured number). ``--max-minutes`` (default 8 for the GPU
+form, 10 for the CPU form; sequential backend) skips the trials that would start after that
+much time; they are recorded as ``skipped``.
 
 Forms (``--form``): ``gpu`` (the paper-scale claim, about 8 minutes on one H100), ``cpu`` (the
 claim at a 2-core CPU's budget: at most 10 minutes a study, 60 for all eight), ``smoke`` (tiny
@@ -29,8 +35,8 @@ The smoke form uses scikit-learn's digits unless a data root is given.
 child run per trial with its per-epoch metrics) so ``launchers.report`` can show it; importing
 the same file again adds nothing.
 
-Only torch, timm, torchvision, numpy, PyYAML and Pillow are needed to run a study (no Ray, no
-MLflow, no pydantic, no scikit-learn unless the digits are used); ``import`` needs MLflow.
+The sequential backend needs only torch, timm, torchvision, numpy, PyYAML and Pillow (no Ray,
+no MLflow, no pydantic, no scikit-learn unless the digits are used); ``import`` needs MLflow.
 Exit codes: 0 ran (whatever the verdict), 1 a trial failed (crash, out of memory) or MLflow
 could not be written, 2 bad input (one message; ``--debug`` shows the traceback), 130
 interrupted.
@@ -46,6 +52,7 @@ from bench import plugins
 from bench.errors import ResbenchError
 from bench.studies import FORMS, STUDY_ORDER
 from bench.study_run import run
+from launchers.sweep import build_parser as build_sweep_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,9 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", metavar="ROLE,...", help="only these trials (roles; see 'list')")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a spec key of every trial, e.g. train.compile=true (repeatable)")
+    p.add_argument("--backend", choices=("auto", "ray", "sequential"), default="auto",
+                   help="ray: the sweep machinery (Ray Tune locally, MLflow live, resumable); "
+                        "sequential: in-process, the results JSON only (import it later); "
+                        "auto (default): ray when Ray is installed")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="ray: continue an unfinished run of the same trials (default on)")
+    p.add_argument("--storage", metavar="PATH",
+                   help="ray: Ray's results and checkpoints (default <repo>/.ray_results)")
+    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=False,
+                   help="ray: also write the sweep's HTML report (default off)")
     p.add_argument("--tracking-uri", metavar="URI",
-                   help="import: MLflow URI (default MLFLOW_TRACKING_URI, else the repo store)")
-    p.add_argument("--experiment", metavar="NAME", help="import: experiment (default study-NAME)")
+                   help="ray and import: MLflow URI (default MLFLOW_TRACKING_URI, else the "
+                        "repo store)")
+    p.add_argument("--experiment", metavar="NAME",
+                   help="ray and import: experiment (default study-NAME)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     plugins.add_argument(p)
@@ -100,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--smoke contradicts --form {args.form}")
     args.form = "smoke" if args.smoke else (args.form or "gpu")
     args.argv = argv
+    args.sweep_parser = build_sweep_parser  # the ray backend runs the sweep driver
     try:
         plugins.import_plugins(args.plugin, "--plugin")
         return run(args)

@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     out = {
         "name": spec.name,
         "arch": spec.arch.label,
-        **result.as_dict(),
+        **{k: getattr(result, k) for k in ("status", "message", "metrics", "history",
+                                           "diagnostics", "env")},
         "spec": to_dict(spec),
     }
     text = json.dumps(finite(out), indent=2)

@@ -58,7 +58,8 @@ else
   ROOT=$SCRATCH/cifar10-jpeg
 fi
 
-ARGS=(--data-root "$ROOT" --max-minutes "$MAX_MINUTES" --quiet "${EXTRA[@]}")
+# sequential: the GPU host has no Ray or MLflow, and --max-minutes is enforced in-process
+ARGS=(--data-root "$ROOT" --max-minutes "$MAX_MINUTES" --quiet --backend sequential "${EXTRA[@]}")
 if [[ -n $SMOKE ]]; then
   ARGS+=(--smoke)
 else

@@ -174,8 +174,14 @@ def test_a_study_in_one_file_lists_runs_judges_and_imports(tmp_path) -> None:
     listed = study("list")
     assert listed.returncode == 0, listed.stderr
     assert "toy_depth_width" in listed.stdout
-    ran = study("toy_depth_width", "--form", "cpu", "--out", str(tmp_path), "--quiet")
+    live = f"sqlite:///{tmp_path / 'live.db'}"  # the default backend (Ray) records it live
+    ran = study("toy_depth_width", "--form", "cpu", "--out", str(tmp_path), "--quiet",
+                "--tracking-uri", live, "--storage", str(tmp_path / "ray"))
     assert ran.returncode == 0, ran.stderr[-3000:]
+    exp = mlflow.MlflowClient(live).get_experiment_by_name("study-toy_depth_width")
+    runs = mlflow.MlflowClient(live).search_runs([exp.experiment_id])
+    assert len(runs) == 3 and sum(r.data.tags.get("resbench.study") == "toy_depth_width"
+                                  for r in runs) == 1  # the parent carries the verdict
     doc = json.loads((tmp_path / "toy_depth_width.cpu.json").read_text())
     assert [t["role"] for t in doc["trials"]] == ["deep", "wide"]
     assert all(t["status"] == "completed" for t in doc["trials"])

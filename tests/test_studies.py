@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 def smoke_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every study's smoke form, run once through ``all --smoke``."""
     out = tmp_path_factory.mktemp("studies")
-    assert main(["all", "--smoke", "--out", str(out), "--quiet"]) == 0
+    assert main(["all", "--smoke", "--out", str(out), "--quiet", "--backend", "sequential"]) == 0
     return out
 
 
@@ -245,7 +245,8 @@ def test_unknown_study_exits_2_listing_the_valid_ones() -> None:
 
 def test_budget_skips_trials_that_would_start_late(tmp_path: Path) -> None:
     out = tmp_path / "skips.json"
-    assert main(["skips", "--smoke", "--max-minutes", "0.001", "--out", str(out), "--quiet"]) == 0
+    assert main(["skips", "--smoke", "--max-minutes", "0.001", "--out", str(out), "--quiet",
+                 "--backend", "sequential"]) == 0
     data = load(out)
     statuses = [t["status"] for t in data["trials"]]
     assert statuses[0] == "completed" and statuses[-1] == "skipped"
@@ -262,7 +263,7 @@ def test_smoke_form_on_an_image_folder_tarball(tmp_path: Path, make_imagefolder)
     out = tmp_path / "r.json"
     code = main(["skips", "--smoke", "--tarball", str(tarball), "--cache-dir", str(tmp_path / "c"),
                  "--trials", "identity,none", "--set", "data.subset=20", "--set",
-                 "data.test_subset=6", "--out", str(out), "--quiet"])
+                 "data.test_subset=6", "--out", str(out), "--quiet", "--backend", "sequential"])
     assert code == 0
     data = load(out)
     assert [t["role"] for t in data["trials"]] == ["identity", "none"]

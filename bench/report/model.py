@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.record import TrialRecord
 from bench.spec.trial import EXECUTION_KEYS
 
 # Parameters that do not change what a trial learns (where and how fast it ran): left out of the
@@ -40,28 +41,22 @@ def _int(text: str | None) -> int | None:
 
 
 @dataclass
-class Trial:
-    """One trial's MLflow child run, read into the fields the report uses."""
+class Trial(TrialRecord):
+    """One trial's MLflow child run as a ``TrialRecord`` (its history: one row per logged
+    step), with the run's identity and the architecture fields the report groups by."""
 
-    run: dict[str, Any]
-    run_id: str
-    name: str
-    experiment: str
-    sweep_id: str
-    trial_id: str
-    kind: str  # search | reference
-    status: str  # resbench.status: completed, stopped, diverged, failed, rejected, ...
-    error: str
-    label: str
-    family: str  # resnet | densenet | timm | "" (unknown)
-    depth: int | None
-    skip: str
-    block: str
-    seed: int | None
-    params: dict[str, str]
-    metrics: dict[str, float]
-    history: dict[str, list[list[float]]]
-    lesion: dict[str, Any] | None
+    run: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""
+    name: str = ""
+    experiment: str = ""
+    sweep_id: str = ""
+    family: str = ""  # resnet | densenet | timm | "" (unknown)
+    depth: int | None = None
+    skip: str = ""
+    block: str = ""
+    seed: int | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    lesion: dict[str, Any] | None = None
 
     @classmethod
     def from_run(cls, run: dict[str, Any]) -> Trial:
@@ -73,17 +68,18 @@ class Trial:
         depth = _int(params.get("arch.depth"))
         status = tags.get("resbench.status") or _FROM_MLFLOW.get(run.get("status", ""), "unknown")
         label = tags.get("resbench.label") or run.get("run_name") or run["run_id"][:8]
+        kind = tags.get("resbench.kind") or ("reference" if family == "timm" else "search")
         return cls(
+            trial_id=tags.get("resbench.trial_id", ""), kind=kind, config={}, label=label,
+            status=status, metrics=dict(run.get("metrics", {})),
+            message=tags.get("resbench.error", ""),
+            history=_rows(run.get("history") or {}), role=params.get("trial", ""),
+            measure_only=kind == "reference" and "test_acc" not in run.get("metrics", {}),
             run=run, run_id=run["run_id"], name=run.get("run_name") or label,
             experiment=run.get("experiment", ""), sweep_id=tags.get("resbench.sweep_id", ""),
-            trial_id=tags.get("resbench.trial_id", ""),
-            kind=tags.get("resbench.kind") or ("reference" if family == "timm" else "search"),
-            status=status, error=tags.get("resbench.error", ""), label=label, family=family,
-            depth=depth if depth else None, skip=skip,
+            family=family, depth=depth if depth else None, skip=skip,
             block=blocks[0] if len(blocks) == 1 else ("mixed" if blocks else ""),
-            seed=_int(params.get("train.seed")), params=dict(params),
-            metrics=dict(run.get("metrics", {})), history=dict(run.get("history") or {}),
-            lesion=run.get("lesion"),
+            seed=_int(params.get("train.seed")), params=dict(params), lesion=run.get("lesion"),
         )
 
     @property
@@ -126,7 +122,13 @@ class Trial:
         return (self.experiment, self.kind, self.label, *(f"{k}={v}" for k, v in keep))
 
     def curve(self, key: str) -> list[tuple[float, float]]:
-        return [(float(s), float(v)) for s, v in self.history.get(key, []) if _ok(v)]
+        return [(float(row["epoch"]), float(row[key])) for row in self.history
+                if key in row and _ok(row[key])]
+
+    @property
+    def curve_keys(self) -> set[str]:
+        """The metrics with a per-step history."""
+        return {k for row in self.history for k in row if k != "epoch"}
 
     @property
     def stopped(self) -> bool:
@@ -152,6 +154,16 @@ class Trial:
     def smoke(self) -> bool:
         return (self.run.get("tags", {}).get(SMOKE_TAG, "").lower() == "true"
                 or self.experiment.endswith(SMOKE_SUFFIX))
+
+
+def _rows(series: dict[str, list[list[float]]]) -> list[dict[str, float]]:
+    """MLflow's per-metric histories (``key -> [[step, value], ...]``) as one row per step
+    (``{"epoch": step, key: value, ...}``), the record's history form."""
+    rows: dict[float, dict[str, float]] = {}
+    for key, points in series.items():
+        for step, value in points:
+            rows.setdefault(float(step), {"epoch": float(step)})[key] = value
+    return [rows[step] for step in sorted(rows)]
 
 
 def _float(text: str | None) -> float | None:

@@ -408,7 +408,7 @@ class Builder:
                 Cell(str(tr.depth or ""), raw=tr.depth), Cell(raw=tr.seed),
                 text(tr.status), *[Cell(raw=tr.metrics.get(k)) for k in keys],
                 Cell(raw=tr.split_size("val")), Cell(raw=tr.split_size("test")),
-                text(_first_line(tr.error)),
+                text(_first_line(tr.message)),
             ])
         return to_csv(t)
 
@@ -585,10 +585,10 @@ class Builder:
         t = Table("failures", ["experiment", "trial", "architecture", "status", "epochs", "cause",
                                "MLflow run id"], numeric={4}, css={6: "id"})
         for tr in sorted(bad, key=lambda x: (x.status, x.experiment, x.trial_id)):
-            cause = _first_line(tr.error) or _default_cause(tr)
+            cause = _first_line(tr.message) or _default_cause(tr)
             markup = _e(cause)
-            if tr.error.strip() and tr.error.strip() != cause:
-                markup += f"<details><summary>details</summary><pre>{_e(tr.error)}</pre></details>"
+            if tr.message.strip() and tr.message.strip() != cause:
+                markup += f"<details><summary>details</summary><pre>{_e(tr.message)}</pre></details>"
             common = [text(tr.experiment), text(tr.trial_id), text(tr.label), text(tr.status),
                       number(float(tr.epochs))]
             t.rows.append([*common, text(cause, markup=markup),

@@ -621,7 +621,7 @@ def grad_flow(groups: Sequence[Group], names: Names, colors: Colors | None = Non
               ) -> Plot | None:
     shown = []
     for g in groups:
-        blocks = block_order(k[len("grad_norm/"):] for t in g.trials for k in t.history
+        blocks = block_order(k[len("grad_norm/"):] for t in g.trials for k in sorted(t.curve_keys)
                              if k.startswith("grad_norm/"))
         if blocks and any(_grad_at(g, b, "first") for b in blocks):
             shown.append((g, blocks))

@@ -1,5 +1,6 @@
 """The trial schema: the data, training, measurement and diagnostics sections of a trial (and a
-space file), the zero-cost proxy sections, ``TrialSpec`` / ``TrialResult`` and ``parse_trial``.
+space file), the zero-cost proxy sections, ``TrialSpec`` and ``parse_trial`` (what a trial
+produces is a ``bench.record.TrialRecord``).
 
 Torch-free frozen dataclasses parsed by ``bench.config.parse`` (every error names the key path,
 the bad value and what is valid); the trainer (``bench.trainer``) runs them. No pydantic import
@@ -8,10 +9,9 @@ at module level: a bare GPU host (torch alone) can still import the trainer.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from bench.config import doc, parse
@@ -214,21 +214,6 @@ class TrialSpec:
     name: str = doc("trial name (display)", default="")
 
 
-@dataclass
-class TrialResult:
-    """The outcome of ``train``: status, final metrics, per-epoch history, diagnostics, env."""
-
-    status: Literal["completed", "diverged", "failed"]
-    message: str = ""
-    metrics: dict[str, float] = field(default_factory=dict)
-    history: list[dict[str, float]] = field(default_factory=list)
-    diagnostics: dict[str, Any] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
 def parse_trial(data: Mapping[str, Any] | None, source: str = "") -> TrialSpec:
     """A TrialSpec from plain data; ``arch`` may be the structured form (with ``stages``) or
     the flat sweep form (``depth``, ``block``, ``skip``, ``model``, ...; see
@@ -359,6 +344,6 @@ def schedule_warnings(t: TrainSpec) -> list[str]:
 
 __all__ = [
     "DataSpec", "DiagnosticsSpec", "MeasureSpec", "Prescreen", "ProxySpec", "TrainSpec",
-    "COST_METRICS", "EPOCH_METRICS", "EXECUTION_KEYS", "FINAL_METRICS", "TrialResult", "TrialSpec", "parse_trial",
+    "COST_METRICS", "EPOCH_METRICS", "EXECUTION_KEYS", "FINAL_METRICS", "TrialSpec", "parse_trial",
     "schedule_warnings",
 ]
