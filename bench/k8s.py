@@ -353,6 +353,45 @@ def parse_toleration(text: str) -> dict[str, str]:
     return {"key": name, "operator": "Equal" if eq else "Exists", "value": value, "effect": effect}
 
 
+def spec_from_options(config: str | None, values: Mapping[str, tuple[Any, str]]) -> RayJobSpec:
+    """A spec from a YAML file of options (``config``: keys = option names with underscores)
+    under command-line ``values`` (field -> (text or None, kind); kind ``yaml``: a YAML scalar,
+    ``str``: verbatim, ``list``: repeated); Ray's version defaults to the installed one (the
+    image is built from this project)."""
+    from importlib import metadata
+    from pathlib import Path
+
+    data: dict[str, Any] = {}
+    source = ""
+    if config:
+        source = config
+        try:
+            loaded = yaml.safe_load(Path(config).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror}", source=source) from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"not valid YAML: {exc}", source=source) from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError("expected a mapping of options", source=source)
+        data.update(loaded)
+        source = ""  # command-line values below are not from the file
+    for field, (value, kind) in values.items():
+        if value is None:
+            continue
+        if kind == "yaml":
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                pass
+        data[field] = value
+    if "ray_version" not in data:
+        try:
+            data["ray_version"] = metadata.version("ray")
+        except metadata.PackageNotFoundError:
+            pass
+    return job_spec(data, source=source)
+
+
 def job_spec(data: Mapping[str, Any] | None, source: str = "") -> RayJobSpec:
     """A ``RayJobSpec`` from a mapping where tolerations, selectors and env may be CLI strings."""
     data = dict(data or {})

@@ -24,6 +24,7 @@ import statistics
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ray import tune
@@ -418,6 +419,65 @@ def markdown(table: Table, budget: int, summary: Mapping[str, Mapping[str, float
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["Budget", "PRESCREEN", "Recorded", "Run", "Table", "VARIANTS", "aggregate", "variant_space",
+
+
+
+def merge_results(paths: Sequence[str], experiment: str, budget: int,
+                  reduction_factor: float) -> tuple[list[dict[str, Any]], float]:
+    """The runs of earlier replays' results files (same experiment, budget and reduction
+    factor), one per (variant, seed), and their summed wall time; ConfigError (``--merge``)
+    naming the file that disagrees."""
+    runs: dict[tuple[str, int], dict[str, Any]] = {}
+    wall = 0.0
+    for name in paths:
+        try:
+            with open(name, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read {name}: {exc}", "--merge") from None
+        for k, want in (("experiment", experiment), ("budget_epochs", budget),
+                        ("reduction_factor", reduction_factor)):
+            if data.get(k) != want:
+                raise ConfigError(f"{name} has {k} {data.get(k)!r}, this replay {want!r}",
+                                  "--merge")
+        wall += float(data.get("wall_time_s") or 0.0)
+        for r in data.get("runs", []):
+            # JSON holds non-finite numbers as null: back to what a Run holds
+            r = {**r, **{k: math.nan for k in ("best_val_acc", "regret", "hv_ratio")
+                         if r.get(k) is None},
+                 "trace": [(int(u), -math.inf if b is None else float(b)) for u, b in r["trace"]]}
+            at = (r["variant"], int(r["seed"]))
+            if at in runs and runs[at] != r:
+                raise ConfigError(f"{name}: {at[0]} seed {at[1]} differs from an earlier file",
+                                  "--merge")
+            runs[at] = r
+    if not runs:
+        raise ConfigError("the files hold no replay runs", "--merge")
+    return list(runs.values()), wall
+
+
+def write_results(experiment: str, table: Any, uri: str, budget: int, reduction_factor: float,
+                  runs: list[dict[str, Any]], wall_s: float, out: Path, md: Path) -> str:
+    """Aggregate ``runs`` (dicts of ``Run``), write the JSON (``out``), the Markdown table
+    (``md``) and its HTML figure beside it; returns the Markdown."""
+    from bench.jsonio import finite, write_atomic
+    from bench.report.replay import page
+
+    summary = aggregate([Run(**r) for r in runs])
+    proxies = proxy_correlations(table)
+    text = markdown(table, budget, summary, proxies)
+    seeds = max((sum(1 for r in runs if r["variant"] == v) for v in summary), default=0)
+    data = {"experiment": experiment, "tracking_uri": uri, "budget_epochs": budget,
+            "exhaustive": {"architectures": len(table.trials), "epochs": table.epochs,
+                           "total_epochs": table.total_epochs, "best_val_acc": table.best_acc},
+            "reduction_factor": reduction_factor, "seeds": seeds,
+            "wall_time_s": wall_s, "summary": summary, "proxies": proxies, "runs": runs}
+    write_atomic(out, json.dumps(finite(data), indent=2))
+    write_atomic(md, text)
+    write_atomic(md.with_suffix(".html"), page(data))
+    return text
+
+
+__all__ = ["Budget", "PRESCREEN", "Recorded", "Run", "Table", "VARIANTS", "aggregate", "merge_results", "write_results", "variant_space",
            "load_recorded", "load_table_file", "markdown", "proxy_correlations", "replay", "replay_trial", "table_from_dict",
            "table_from_runs", "table_to_dict"]

@@ -603,13 +603,22 @@ class ProgressCallback(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._started[trial.trial_id] = time.monotonic()
 
-    def _label(self, trial: Any) -> str:
+    def _decoded(self, trial: Any) -> tuple[str, int]:
+        """(label, epochs) of a trial: its own (a listed trial or an epochs axis may differ
+        from the file's train.epochs)."""
         if trial.trial_id not in self._labels:
             try:
-                self._labels[trial.trial_id] = decode(self.space, trial.config).arch.label
+                spec = decode(self.space, trial.config)
+                self._labels[trial.trial_id] = (spec.arch.label, spec.train.epochs)
             except Exception:  # noqa: BLE001 - display only
-                self._labels[trial.trial_id] = trial.trial_id
+                self._labels[trial.trial_id] = (trial.trial_id, self.space.train.epochs)
         return self._labels[trial.trial_id]
+
+    def _label(self, trial: Any) -> str:
+        return self._decoded(trial)[0]
+
+    def _epochs(self, trial: Any) -> int:
+        return max(1, self._decoded(trial)[1])
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
@@ -678,7 +687,7 @@ class ProgressCallback(Callback):
             r = self._latest.get(t.trial_id, {})
             since = self._started.get(t.trial_id)
             wait = f" {duration(now - since)}" if since else ""
-            epoch = (f"epoch {int(r['epoch'])}/{self.space.train.epochs}" if r.get("epoch")
+            epoch = (f"epoch {int(r['epoch'])}/{self._epochs(t)}" if r.get("epoch")
                      else f"loading data{wait}")
             value = f"{metric} {fmt(r[metric])}" if metric in r else ""
             lines.append(f"    running {t.trial_id} {self._label(t):32s} {epoch:14s} {value}")
@@ -697,11 +706,10 @@ class ProgressCallback(Callback):
         by its epochs; so the ETA is an upper bound under ASHA."""
         now = time.monotonic() if now is None else now
         elapsed = now - self._start if self._start else 0.0
-        epochs = max(1, self.space.train.epochs)
-        total = self.expected_trials(trials) * epochs
+        total = self.expected_trials(trials)
         finished = sum(1 for t in trials if t.status in ("TERMINATED", "ERROR"))
-        work = finished * epochs + sum(
-            min(epochs, int(self._latest.get(t.trial_id, {}).get("epoch", 0) or 0))
+        work = finished + sum(  # a running trial by the share of its own epochs done
+            min(1.0, int(self._latest.get(t.trial_id, {}).get("epoch", 0) or 0) / self._epochs(t))
             for t in trials if t.status == "RUNNING")
         rate = f"{60.0 * finished / elapsed:.2g}/min" if finished and elapsed > 0 else "-/min"
         eta = duration(elapsed * (total - work) / work) if work and elapsed > 0 else "-"
@@ -797,7 +805,9 @@ def make_tuner(space: SearchSpace, kind: str, configs: list[dict[str, Any]] | No
         name=name, storage_path=storage_path, callbacks=[*callbacks, JsonLoggerCallback(),
                                                          CSVLoggerCallback()],
         failure_config=FailureConfig(max_failures=s.max_failures),
-        checkpoint_config=CheckpointConfig(num_to_keep=1), verbose=0,
+        # Two kept: the experiment snapshot a Ctrl-C leaves behind may name the checkpoint
+        # before the last (seen with sub-second epochs), which must still exist to resume.
+        checkpoint_config=CheckpointConfig(num_to_keep=2), verbose=0,
     )
     return tune.Tuner(trainable(space, gpu), param_space=param_space, tune_config=tune_config,
                       run_config=run_config)

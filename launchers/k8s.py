@@ -14,19 +14,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from bench.errors import ConfigError, ResbenchError
-from bench.k8s import HEAD_CONTAINER, RayJobSpec, dump_yaml, job_spec, render_rayjob, status_lines
+from bench.k8s import RayJobSpec, dump_yaml, render_rayjob, spec_from_options
+from bench.kubectl import logs, read_manifests, status, submit
 
 # option -> (spec field, how the command-line text is read)
 #   "yaml": a YAML scalar (numbers, booleans, null); "str": verbatim; "list": repeatable
@@ -89,37 +83,9 @@ FLAG_OF = {field: flag for flag, (field, _) in OPTIONS.items()}
 
 
 def spec_from_args(args: argparse.Namespace) -> RayJobSpec:
-    """Merge ``--config`` (if any) with the command-line options into a validated spec."""
-    data: dict[str, Any] = {}
-    source = ""
-    if args.config:
-        source = args.config
-        try:
-            loaded = yaml.safe_load(Path(args.config).read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read: {exc.strerror}", source=source) from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {exc}", source=source) from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError("expected a mapping of options", source=source)
-        data.update(loaded)
-        source = ""  # command-line values below are not from the file
-    for field, kind in OPTIONS.values():
-        value = getattr(args, field)
-        if value is None:
-            continue
-        if kind == "yaml":
-            try:
-                value = yaml.safe_load(value)
-            except yaml.YAMLError:
-                pass
-        data[field] = value
-    if "ray_version" not in data:
-        try:  # the image is built from this project, so its Ray is the installed one
-            data["ray_version"] = metadata.version("ray")
-        except metadata.PackageNotFoundError:
-            pass
-    return job_spec(data, source=source)
+    """``--config`` (if any) under the command-line options, validated into a spec."""
+    values = {field: (getattr(args, field), kind) for field, kind in OPTIONS.values()}
+    return spec_from_options(args.config, values)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -133,46 +99,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# kubectl
-
-
-def kubectl(args: argparse.Namespace) -> list[str]:
-    """The kubectl command prefix, after checking that a cluster answers."""
-    exe = shutil.which("kubectl")
-    if exe is None:
-        raise ResbenchError(
-            "kubectl not found on PATH: install it and point it at your cluster "
-            "(https://kubernetes.io/docs/tasks/tools/); `render` works without it"
-        )
-    cmd = [exe] + (["--context", args.context] if args.context else [])
-    probe = subprocess.run(
-        [*cmd, "get", "--raw", "/version", "--request-timeout=10s"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if probe.returncode != 0:
-        lines = [ln.strip() for ln in probe.stderr.splitlines() if ln.strip()]
-        reason = lines[-1].removeprefix("error: ") if lines else f"exit {probe.returncode}"
-        raise ResbenchError(
-            f"no Kubernetes cluster reachable with kubectl ({reason}); "
-            "check `kubectl config current-context`, KUBECONFIG or --context"
-        )
-    return cmd
-
-
-def _fail(result: subprocess.CompletedProcess[str], what: str) -> int:
-    sys.stderr.write(result.stderr)
-    if "no matches for kind" in result.stderr or "the server doesn't have a resource type" in (
-        result.stderr
-    ):
-        print(
-            f"error: {what}: the cluster has no RayJob resource; install the KubeRay operator",
-            file=sys.stderr,
-        )
-        return 2
-    print(f"error: {what} failed (kubectl exit {result.returncode})", file=sys.stderr)
-    return 1
+# kubectl (bench.kubectl)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -180,74 +107,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
         given = [flag for flag, (field, _) in OPTIONS.items() if getattr(args, field) is not None]
         if given or args.config:
             raise ResbenchError(f"give either -f FILE or render options, not both ({given[:3]})")
-        try:
-            text = Path(args.file).read_text()
-            docs = [d for d in yaml.safe_load_all(text) if d]
-        except OSError as exc:
-            raise ResbenchError(f"{args.file}: cannot read: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise ResbenchError(f"{args.file}: not valid YAML: {exc}") from exc
-        if not docs or any(not isinstance(d, dict) or d.get("kind") != "RayJob" for d in docs):
-            raise ResbenchError(f"{args.file}: expected RayJob manifests (from `render`)")
+        text, docs = read_manifests(args.file)
     else:
         manifest = render_rayjob(spec_from_args(args))
         text, docs = "---\n" + dump_yaml(manifest), [manifest]
-    cmd = kubectl(args)
-    result = subprocess.run(
-        [*cmd, "create", "-f", "-"], input=text, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        return _fail(result, "submit")
-    sys.stdout.write(result.stdout)
-    for doc in docs:
-        name = doc["metadata"]["name"]
-        ns = doc["metadata"].get("namespace", "default")
-        print(f"follow it: python -m launchers.k8s logs {name} -n {ns} --follow")
-    return 0
-
-
-def _get_rayjob(cmd: list[str], name: str, namespace: str) -> dict[str, Any] | int:
-    result = subprocess.run(
-        [*cmd, "get", "rayjob", name, "-n", namespace, "-o", "json"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        return _fail(result, f"get rayjob/{name}")
-    return json.loads(result.stdout)
+    return submit(text, docs, args.context)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    obj = _get_rayjob(kubectl(args), args.name, args.namespace)
-    if isinstance(obj, int):
-        return obj
-    if args.json:
-        print(json.dumps(obj.get("status") or {}, indent=2, sort_keys=True))
-    else:
-        print("\n".join(status_lines(obj)))
-    return 0
+    return status(args.name, args.namespace, args.context, args.json)
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    cmd = kubectl(args)
-    follow = ["--follow"] if args.follow else []
-    if args.head:
-        obj = _get_rayjob(cmd, args.name, args.namespace)
-        if isinstance(obj, int):
-            return obj
-        cluster = (obj.get("status") or {}).get("rayClusterName")
-        if not cluster:
-            raise ResbenchError(f"rayjob/{args.name} has no Ray cluster yet; see `status`")
-        target = ["-l", f"ray.io/cluster={cluster},ray.io/node-type=head", "-c",
-                  HEAD_CONTAINER]
-        target.append("--tail=-1")
-    else:
-        # K8sJobMode: the submitter Job (named after the RayJob) streams the driver's output.
-        target = [f"job/{args.name}"]
-    return subprocess.run(
-        [*cmd, "logs", "-n", args.namespace, *target, *follow], check=False
-    ).returncode
+    return logs(args.name, args.namespace, args.context, args.follow, args.head)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 import tempfile
 import time
@@ -158,56 +157,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def merged(args: argparse.Namespace, budget: int) -> tuple[list[dict[str, Any]], float]:
-    """The runs of the results files named by ``--merge`` (same experiment, budget and
-    reduction factor), one per (variant, seed), and their summed wall time."""
-    runs: dict[tuple[str, int], dict[str, Any]] = {}
-    wall = 0.0
-    for name in args.merge:
-        try:
-            with open(name, encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read {name}: {exc}", "--merge") from None
-        for k, want in (("experiment", args.experiment), ("budget_epochs", budget),
-                        ("reduction_factor", args.reduction_factor)):
-            if data.get(k) != want:
-                raise ConfigError(f"{name} has {k} {data.get(k)!r}, this replay {want!r}",
-                                  "--merge")
-        wall += float(data.get("wall_time_s") or 0.0)
-        for r in data.get("runs", []):
-            # JSON holds non-finite numbers as null: back to what a Run holds
-            r = {**r, **{k: math.nan for k in ("best_val_acc", "regret", "hv_ratio")
-                         if r.get(k) is None},
-                 "trace": [(int(u), -math.inf if b is None else float(b)) for u, b in r["trace"]]}
-            at = (r["variant"], int(r["seed"]))
-            if at in runs and runs[at] != r:
-                raise ConfigError(f"{name}: {at[0]} seed {at[1]} differs from an earlier file",
-                                  "--merge")
-            runs[at] = r
-    if not runs:
-        raise ConfigError("the files hold no replay runs", "--merge")
-    return list(runs.values()), wall
+    from bench.replay import merge_results
+
+    return merge_results(args.merge, args.experiment, budget, args.reduction_factor)
 
 
 def write(args: argparse.Namespace, table: Any, uri: str, budget: int,
           runs: list[dict[str, Any]], wall_s: float, out: Path, md: Path) -> int:
-    """Aggregate ``runs`` (dicts of ``bench.replay.Run``), write the JSON, Markdown and HTML."""
-    from bench import replay as rp
-    from bench.jsonio import finite, write_atomic
-    from bench.report.replay import page
+    from bench.replay import write_results
 
-    summary = rp.aggregate([rp.Run(**r) for r in runs])
-    proxies = rp.proxy_correlations(table)
-    text = rp.markdown(table, budget, summary, proxies)
-    seeds = max((sum(1 for r in runs if r["variant"] == v) for v in summary), default=0)
-    data = {"experiment": args.experiment, "tracking_uri": uri, "budget_epochs": budget,
-            "exhaustive": {"architectures": len(table.trials), "epochs": table.epochs,
-                           "total_epochs": table.total_epochs, "best_val_acc": table.best_acc},
-            "reduction_factor": args.reduction_factor, "seeds": seeds,
-            "wall_time_s": wall_s, "summary": summary, "proxies": proxies, "runs": runs}
-    write_atomic(out, json.dumps(finite(data), indent=2))
-    write_atomic(md, text)
-    write_atomic(md.with_suffix(".html"), page(data))
+    text = write_results(args.experiment, table, uri, budget, args.reduction_factor, runs,
+                         wall_s, out, md)
     print(text)
     print(f"results: {out}\ntable: {md} (figure: {md.with_suffix('.html')})")
     return 0
