@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -174,6 +175,22 @@ def _to_cpu(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(_to_cpu(v) for v in obj)
     return obj
+
+
+def load_checkpoint(path: str | Path, where: str = "resume") -> dict[str, Any]:
+    """A checkpoint file ``train`` wrote (its ``report`` state, saved with ``torch.save``),
+    read as data only: ``weights_only`` refuses pickled objects, so loading never runs code
+    from a file. ConfigError at ``where`` naming the file when it is unreadable or refused."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the checkpoint: {exc.strerror}", where, str(path)) from None
+    except pickle.UnpicklingError as exc:
+        first = (str(exc).strip().splitlines() or ["unreadable"])[0]
+        raise ConfigError(f"refusing a checkpoint that is not plain tensors and data ({first})",
+                          where, str(path)) from None
 
 
 # Keys that may differ between a checkpoint and the resuming spec (execution details).

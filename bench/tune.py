@@ -35,7 +35,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from bench.config import flatten, to_dict
 from bench.diagnostics import lesion_metrics
-from bench.errors import ResbenchError
+from bench.errors import ConfigError, ResbenchError
 from bench.record import TrialRecord
 from bench.redaction import redact_uri
 from bench.space import (
@@ -108,22 +108,16 @@ def _with_objectives(metrics: dict[str, Any], objectives: Mapping[str, str],
 
 
 def _load_checkpoint(checkpoint: Checkpoint | None) -> dict[str, Any] | None:
+    """The trainer state in a Ray checkpoint (``bench.trainer.load_checkpoint``: data only)."""
     if checkpoint is None:
         return None
-    import pickle
-
-    import torch
+    from bench.trainer import load_checkpoint
 
     with checkpoint.as_directory() as d:
-        path = Path(d) / CHECKPOINT_FILE
         try:
-            # weights_only: a checkpoint is data (tensors, numbers, strings); never run pickled code.
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            first = (str(exc).strip().splitlines() or ["unreadable"])[0]
-            raise ResbenchError(
-                f"refusing checkpoint {path.name}: it holds more than tensors and data ({first})"
-            ) from None
+            return load_checkpoint(Path(d) / CHECKPOINT_FILE)
+        except ConfigError as exc:
+            raise ResbenchError(f"{CHECKPOINT_FILE}: {exc.detail}") from None
 
 
 def diagnostic_metrics(diagnostics: Mapping[str, Any]) -> dict[str, float]:

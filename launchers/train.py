@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import json
 import os
-import pickle
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -31,7 +30,7 @@ import yaml
 
 from bench import plugins
 from bench.config import to_dict
-from bench.errors import ConfigError, ResbenchError
+from bench.errors import ResbenchError
 from bench.jsonio import finite, write_atomic
 from bench.trial_config import load_spec_data, progress_line, summary
 
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from bench.locations import resolve_paths
-    from bench.trainer import parse_trial, train
+    from bench.trainer import load_checkpoint, parse_trial, train
 
     data = load_spec_data(args.config, args.arch, args.overrides, args.unset)
     spec = parse_trial(data, source=args.config or "")
@@ -81,19 +80,7 @@ def run(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(to_dict(spec), sort_keys=False), end="")
         return 0
 
-    resume = None
-    if args.resume:
-        try:
-            # weights_only: a checkpoint is data; never run pickled code from a file.
-            resume = torch.load(args.resume, map_location="cpu", weights_only=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot read the checkpoint: {exc.strerror}", "--resume", args.resume) from None
-        except pickle.UnpicklingError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-            raise ConfigError(
-                f"refusing a checkpoint that is not plain tensors and data ({first})",
-                "--resume", args.resume,
-            ) from None
+    resume = load_checkpoint(args.resume, "--resume") if args.resume else None
 
     def report(metrics: dict[str, float], checkpoint: Any) -> None:
         if not args.quiet:
