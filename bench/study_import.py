@@ -109,12 +109,11 @@ def import_results(path: str | Path, tracking_uri: str | None = None,
     parent = tracker.start_sweep(sweep_id, f"{name} ({form}, {data.get('device', '?')})", tags,
                                  params, texts)
     imported = already = 0
+    ended = tracker.ended_trials(parent)
     for rec in data["trials"]:
         role = str(rec["role"])
         status = IMPORT_STATUS.get(str(rec.get("status")), "failed")
-        existing = tracker.find_trial(parent, role)
-        if existing is not None and existing.info.status != "RUNNING" and \
-                existing.data.tags.get("resbench.status") == status:
+        if ended.get(role) == status:
             already += 1
             continue
         child_tags = {"resbench.kind": "reference" if rec.get("measure_only") else "search",

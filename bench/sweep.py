@@ -498,10 +498,10 @@ def _record_rejected(tracker: Any, target: Any, space: Any, rejected: list[Plann
     """Over-budget grid / random trials: KILLED children, created once (stable ids)."""
     from bench.tune import trial_params
 
+    ended = tracker.ended_trials(target.parent_id) if rejected else {}
     for p in rejected:
         trial_id = f"rejected-{p.index:04d}"
-        run = tracker.find_trial(target.parent_id, trial_id)
-        if run is not None and run.info.status != "RUNNING":
+        if ended.get(trial_id) is not None:
             continue
         run_id, _ = tracker.trial_run(
             target.parent_id, trial_id, p.spec.arch.label, trial_params(space, p.config, p.spec),
@@ -521,13 +521,10 @@ def _reconcile(tracker: Any, target: Any, space: Any, found: list[Any]) -> None:
     (repairs runs a killed driver left RUNNING or never created)."""
     from bench.tune import TrackingCallback
 
-    children = {r.data.tags.get("resbench.trial_id"): r for r in tracker.children(target.parent_id)}
-    fixer = TrackingCallback(target, space)
-    fixer._tracker = tracker
+    ended = tracker.ended_trials(target.parent_id)
+    fixer = TrackingCallback(target, space, tracker=tracker)
     for o in found:
-        run = children.get(o.trial_id)
-        if run is not None and run.info.status != "RUNNING" and \
-                run.data.tags.get("resbench.status") == o.status:
+        if ended.get(o.trial_id) == o.status:
             continue
         if o.status == "rejected" and o.trial_id.startswith("rejected-"):
             continue  # recorded before the sweep

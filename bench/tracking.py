@@ -480,6 +480,13 @@ class Tracker:
         self.log_tags(run_id, extra)
         self.client.set_terminated(run_id, status=MLFLOW_STATUS[status])
 
+    def ended_trials(self, parent_id: str) -> dict[str, str | None]:
+        """trial id -> the resbench status of each child run of ``parent_id`` (None while its
+        run is still RUNNING): what a reconcile or an import compares with."""
+        return {r.data.tags.get(TAG_TRIAL, ""): (None if r.info.status == "RUNNING"
+                                                 else r.data.tags.get(TAG_STATUS))
+                for r in self.children(parent_id)}
+
     def children(self, parent_id: str) -> list:
         return self._find(f"tags.`{TAG_PARENT}` = '{parent_id}'")
 

@@ -445,10 +445,10 @@ class TrackingCallback(Callback):
     ``log_batch`` per result. Runs are found by their ``resbench.trial_id`` tag before one is
     created, so a restored sweep never duplicates a run or an epoch."""
 
-    def __init__(self, target: TrackingTarget, space: SearchSpace) -> None:
+    def __init__(self, target: TrackingTarget, space: SearchSpace, tracker: Any = None) -> None:
         self.target = target
         self.space = space
-        self._tracker: Any = None
+        self._tracker: Any = tracker  # None: opened on first use (in the process Ray runs it)
         self._runs: dict[str, list] = {}  # trial id -> [run id, last epoch logged]
         self._nodes: dict[str, str] = {}  # trial id -> node id tagged
         self.warned = False

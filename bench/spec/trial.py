@@ -128,37 +128,31 @@ class TrainSpec:
         "0 = only at the end. Search still optimises the validation split", default=0)
 
     def __post_init__(self) -> None:
-        checks = {
-            "epochs": 1 <= self.epochs <= MAX_EPOCHS,
-            "batch_size": self.batch_size >= 1,
-            "eval_batch_size": self.eval_batch_size >= 1,
-            "lr": self.lr > 0 and math.isfinite(self.lr),
-            "momentum": 0 <= self.momentum < 1,
-            "weight_decay": self.weight_decay >= 0,
-            "label_smoothing": 0 <= self.label_smoothing < 1,
-            "warmup_epochs": 0 <= self.warmup_epochs < self.epochs,
-            "gamma": 0 < self.gamma <= 1,
-            "onecycle_peak": 0 < self.onecycle_peak < 1,
-            "onecycle_div": self.onecycle_div >= 1,
-            "final_lr": 0 <= self.final_lr <= 1,
-            "grad_clip": self.grad_clip >= 0,
-            "threads": self.threads >= 0,
-            "test_every": self.test_every >= 0,
-            "betas": len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
-            "milestones": all(0 < m < 1 for m in self.milestones),
+        # field -> (holds, what is valid): one table, so a rule and its message stay together
+        rules: dict[str, tuple[bool, str]] = {
+            "epochs": (1 <= self.epochs <= MAX_EPOCHS, f"in 1..{MAX_EPOCHS:,}"),
+            "batch_size": (self.batch_size >= 1, ">= 1"),
+            "eval_batch_size": (self.eval_batch_size >= 1, ">= 1"),
+            "lr": (self.lr > 0 and math.isfinite(self.lr), "> 0"),
+            "momentum": (0 <= self.momentum < 1, "in [0, 1)"),
+            "weight_decay": (self.weight_decay >= 0, ">= 0"),
+            "label_smoothing": (0 <= self.label_smoothing < 1, "in [0, 1)"),
+            "warmup_epochs": (0 <= self.warmup_epochs < self.epochs,
+                              f"in [0, epochs={self.epochs})"),
+            "gamma": (0 < self.gamma <= 1, "in (0, 1]"),
+            "onecycle_peak": (0 < self.onecycle_peak < 1, "in (0, 1)"),
+            "onecycle_div": (self.onecycle_div >= 1, ">= 1"),
+            "final_lr": (0 <= self.final_lr <= 1, "in [0, 1]"),
+            "grad_clip": (self.grad_clip >= 0, ">= 0 (0 = off)"),
+            "threads": (self.threads >= 0, ">= 0 (0 = torch's default)"),
+            "test_every": (self.test_every >= 0, ">= 0 (0 = test only at the end)"),
+            "betas": (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+                      "two numbers in [0, 1)"),
+            "milestones": (all(0 < m < 1 for m in self.milestones), "fractions in (0, 1)"),
         }
-        rules = {
-            "epochs": f"in 1..{MAX_EPOCHS:,}", "batch_size": ">= 1", "eval_batch_size": ">= 1", "lr": "> 0",
-            "momentum": "in [0, 1)", "weight_decay": ">= 0", "label_smoothing": "in [0, 1)",
-            "warmup_epochs": f"in [0, epochs={self.epochs})", "gamma": "in (0, 1]",
-            "onecycle_peak": "in (0, 1)", "onecycle_div": ">= 1", "final_lr": "in [0, 1]",
-            "grad_clip": ">= 0 (0 = off)", "threads": ">= 0 (0 = torch's default)",
-            "test_every": ">= 0 (0 = test only at the end)",
-            "betas": "two numbers in [0, 1)", "milestones": "fractions in (0, 1)",
-        }
-        for key, ok in checks.items():
+        for key, (ok, rule) in rules.items():
             if not ok:
-                raise ConfigError(f"must be {rules[key]}, got {getattr(self, key)!r}", key)
+                raise ConfigError(f"must be {rule}, got {getattr(self, key)!r}", key)
 
 
 @dataclass(frozen=True)
