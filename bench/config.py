@@ -1,22 +1,27 @@
-"""Typed config parsing: plain dicts (from YAML or ``--set``) to frozen dataclasses, and back.
+"""Typed config parsing: plain dicts (from YAML or ``--set``) to frozen specs, and back.
 
-Parsed once at the edge; every error names the key path, the bad value and what is valid.
-Only the standard library and PyYAML are used, so the trainer stays importable on hosts that
-have torch alone. Supported field types: bool, int, float, str, None, Literal, Optional/Union,
-tuple[X, ...], list[X], dict[str, X] and nested dataclasses.
+A spec is a frozen dataclass validated by pydantic (``spec_class``; scalar fields typed ``Int``,
+``Float``, ``Bool``, ``Str``), parsed once at the edge (``parse``); pydantic's errors become one
+``ConfigError`` naming the key path, the bad value and what is valid (``validation_error``).
+Also here: YAML files read safely (``load_yaml``), ``--set`` / ``--unset`` overrides, ``to_dict``
+and ``flatten``, and the JSON Schema of a spec. No torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import reprlib
 import types
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic.dataclasses import is_pydantic_dataclass
 
 from bench.errors import ConfigError, did_you_mean
 
@@ -153,128 +158,204 @@ def load_yaml(path: str | Path, what: str = "file") -> Any:
         raise ConfigError(f"YAML syntax error: {exc}", source=source) from None
 
 
-def _type_name(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in get_args(tp))
-    if origin in (Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in get_args(tp))
-    if origin in (tuple, list):
-        return f"list of {_type_name(get_args(tp)[0])}"
-    if origin is dict:
-        return f"mapping of {_type_name(get_args(tp)[1])}"
-    if tp is type(None):
-        return "null"
-    if dataclasses.is_dataclass(tp):
-        return f"mapping ({tp.__name__})"
-    return getattr(tp, "__name__", str(tp))
+# --- specs: frozen pydantic dataclasses ---------------------------------------------------------
 
 
-def _coerce(tp: Any, value: Any, path: str) -> Any:
-    origin = get_origin(tp)
-    if tp is Any:
-        return value
-    if origin is Literal:
-        choices = get_args(tp)
-        if value in choices and type(value) in {type(c) for c in choices}:
-            return value
-        valid = ", ".join(repr(c) for c in choices)
-        hint = did_you_mean(str(value), [str(c) for c in choices])
-        raise ConfigError(f"invalid value {shown(value)}{hint}; valid: {valid}", path)
-    if origin in (Union, types.UnionType):
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(arg, value, path)
-            except ConfigError as exc:
-                errors.append(exc)
-        if len(errors) == 1:
-            raise errors[0]
-        raise ConfigError(f"expected {_type_name(tp)}, got {shown(value)}", path)
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"expected a list, got {shown(value)}", path)
-        (item_tp, *_rest) = get_args(tp)
-        items = [_coerce(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"expected a mapping, got {shown(value)}", path)
-        _, val_tp = get_args(tp)
-        return {str(k): _coerce(val_tp, v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        return parse(tp, value, path)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"expected true or false, got {shown(value)}", path)
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"expected an integer, got {shown(value)}", path)
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+def _whole(value: Any) -> Any:
+    """YAML and JSON give 56.0 for 56: a whole float is an integer (a bool never is)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-3`` (no dot) as a string: a string that is a number is that number."""
+    if isinstance(value, str):
+        try:
             return float(value)
-        if isinstance(value, str):  # YAML reads "1e-3" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"expected a number, got {shown(value)}", path)
-    if tp is str:
-        if isinstance(value, str):
+        except ValueError:
             return value
-        raise ConfigError(f"expected a string, got {shown(value)}", path)
-    if tp is type(None):
-        if value is None:
-            return None
-        raise ConfigError(f"expected null, got {shown(value)}", path)
-    raise TypeError(f"unsupported config type {tp!r} at {path}")
+    return value
+
+
+# The scalar types of a spec field. Strict: no bool is a number, no string a bool or an integer,
+# no number a string; the two conversions are the ones YAML makes necessary (above).
+Int = Annotated[int, Strict(), BeforeValidator(_whole)]
+Float = Annotated[float, Strict(), BeforeValidator(_number)]
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
+
+_SPEC_CONFIG = ConfigDict(extra="forbid")
+
+
+def spec_class(cls: type[T]) -> type[T]:
+    """Class decorator: a frozen dataclass validated by pydantic (unknown keys forbidden). It
+    stays a dataclass (``dataclasses.fields`` / ``replace`` work; ``replace`` validates again);
+    ``__post_init__`` runs after the fields are checked and may raise ``ConfigError``."""
+    cls = pydantic_dataclass(frozen=True, config=_SPEC_CONFIG)(cls)
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        # direct construction (``ArchSpec(...)``, ``dataclasses.replace``) fails like ``parse``
+        try:
+            init(self, *args, **kwargs)
+        except ValidationError as exc:
+            raise validation_error(exc, type(self)) from None
+
+    cls.__init__ = __init__  # type: ignore[method-assign]
+    return cls
+
+
+def doc(text: str, **kwargs: Any) -> Any:
+    """A spec field with a description (the JSON Schema shows it): ``doc("...", default=1)``."""
+    return Field(description=text, **kwargs)
+
+
+def field_doc(cls: type, name: str) -> tuple[str, Any]:
+    """(description, default) of a spec field; the default is None when the field has none or
+    a factory."""
+    info = cls.__pydantic_fields__[name]  # type: ignore[attr-defined]
+    default = None if info.is_required() or info.default_factory else info.default
+    return info.description or "", default
 
 
 def field_types(cls: type) -> dict[str, Any]:
-    """Resolved type hints of a dataclass's fields."""
+    """Resolved type hints of a dataclass's fields (Annotated wrappers removed)."""
     hints = get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+@functools.cache
+def _adapter(cls: type) -> TypeAdapter[Any]:
+    if not is_pydantic_dataclass(cls):
+        raise TypeError(f"{cls.__name__} is not a spec (decorate it with bench.config.spec_class)")
+    return TypeAdapter(cls)
+
+
+def _dataclass_at(cls: Any, loc: tuple[Any, ...]) -> Any:
+    """The dataclass a pydantic error location points into (for the valid keys of an unknown
+    one): walks fields, tuple items, mapping values and optional members."""
+    tp = cls
+    for part in loc:
+        while True:
+            origin, args = get_origin(tp), get_args(tp)
+            if origin in (Union, types.UnionType):
+                members = [a for a in args if dataclasses.is_dataclass(a)
+                           or get_origin(a) in (tuple, list, dict)]
+                tp = members[0] if members else None
+            else:
+                break
+        if dataclasses.is_dataclass(tp) and isinstance(part, str):
+            tp = field_types(tp).get(part)
+        elif get_origin(tp) in (tuple, list) and isinstance(part, int):
+            tp = get_args(tp)[0]
+        elif get_origin(tp) is dict:
+            tp = get_args(tp)[1]
+        else:
+            return None
+    return tp if dataclasses.is_dataclass(tp) else None
+
+
+# pydantic's tags inside a location (union members, validator functions): not key path parts
+_TAGS = {"int", "float", "str", "bool", "none", "list", "dict", "literal", "union", "tuple",
+         "json-or-python", "dataclass-args", "dataclass", "model"}
+
+
+def _loc_path(loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], str]:
+    """(the location without pydantic's tags, as a key path ``a.b[2].c``)."""
+    keep: list[Any] = []
+    for part in loc:
+        text = str(part)
+        if isinstance(part, str) and ("[" in text or text in _TAGS or text.startswith("function-")
+                                      or text.startswith("literal[")):
+            continue
+        keep.append(part)
+    path = ""
+    for part in keep:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return tuple(keep), path
+
+
+_EXPECTED = {
+    "int_type": "an integer", "int_from_float": "an integer", "int_parsing": "an integer",
+    "bool_type": "true or false", "bool_parsing": "true or false",
+    "float_type": "a number", "float_parsing": "a number", "string_type": "a string",
+    "dict_type": "a mapping", "model_type": "a mapping", "dataclass_type": "a mapping",
+    "tuple_type": "a list", "list_type": "a list", "none_required": "null",
+}
+
+
+def validation_error(exc: ValidationError, cls: Any = None, what: str = "key",
+                     valid_keys: Iterable[str] | None = None, drop: int = 0) -> ConfigError:
+    """pydantic's errors as one ConfigError: the key path, the bad value and what is valid
+    (for an unknown key the valid ones, with the closest match: ``valid_keys``, or the fields of
+    the ``cls`` dataclass the key is in; for a union every member). ``drop``: leading location
+    parts that are not keys (a discriminated union's tag)."""
+    errors = [{**e, "loc": tuple(e["loc"])[drop:]} for e in exc.errors(include_url=False)]
+    err = errors[0]
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    loc, path = _loc_path(err["loc"])
+    inner = ctx.get("error")
+    if kind == "value_error" and isinstance(inner, ConfigError):  # raised by a __post_init__
+        return inner.at(path)
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        key = str(loc[-1])
+        if valid_keys is not None:
+            valid = list(valid_keys)
+        else:
+            owner = _dataclass_at(cls, loc[:-1]) if cls is not None else None
+            valid = sorted(f.name for f in dataclasses.fields(owner)) if owner else []
+        label = "valid keys" if what == "key" else "valid"
+        listed = f"; {label}: {', '.join(valid)}" if valid else ""
+        return ConfigError(f"unknown {what} {key!r}{did_you_mean(key, valid)}{listed}", path)
+    if kind in ("missing", "missing_argument"):
+        return ConfigError("required key is missing", path)
+    got = f", got {shown(value)}"
+    if kind == "literal_error":  # pydantic writes "'a', 'b' or 'c'"
+        shown_valid = [v.strip() for v in str(ctx.get("expected", "")).replace(" or ", ", ")
+                       .split(",")]
+        expected = ", ".join(shown_valid)
+        valid = [v.strip("'") for v in shown_valid]
+    # a union: every member failed at the same place; name them all
+    same = [e for e in errors if _loc_path(e["loc"])[0] == loc]
+    if len(same) > 1:
+        wants = []
+        for e in same:
+            if e["type"] == "literal_error":
+                wants.append(str((e.get("ctx") or {}).get("expected", "")))
+            else:
+                wants.append(_EXPECTED.get(e["type"], e["msg"]))
+        return ConfigError(f"expected {' or '.join(dict.fromkeys(wants))}{got}", path)
+    if kind == "literal_error":
+        return ConfigError(f"invalid value {shown(value)}{did_you_mean(str(value), valid)}; "
+                           f"valid: {expected}", path)
+    bounds = {
+        "greater_than_equal": f"must be an integer >= {ctx.get('ge')}"
+        if isinstance(value, int) else f"must be >= {ctx.get('ge')}",
+        "greater_than": f"must be > {ctx.get('gt')}",
+        "less_than_equal": f"must be <= {ctx.get('le')}",
+        "less_than": f"must be < {ctx.get('lt')}",
+    }
+    if kind in bounds:
+        return ConfigError(f"{bounds[kind]}{got}", path)
+    if kind in _EXPECTED:
+        return ConfigError(f"expected {_EXPECTED[kind]}{got}", path)
+    return ConfigError(f"{err['msg']}{got}", path)
+
+
 def parse(cls: type[T], data: Any, path: str = "", source: str = "") -> T:
-    """Build dataclass ``cls`` from a mapping, validating every field; raise ConfigError."""
+    """Build spec ``cls`` (a ``spec_class`` dataclass) from a mapping, validating every field; raise
+    ConfigError naming the key path (under ``path``), the bad value and what is valid."""
     try:
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
             raise ConfigError(f"expected a mapping ({cls.__name__}), got {shown(data)}", path)
-        types_ = field_types(cls)
-        for key in data:
-            if key not in types_:
-                hint = did_you_mean(str(key), types_)
-                raise ConfigError(
-                    f"unknown key {key!r}{hint}; valid keys: {', '.join(sorted(types_))}",
-                    f"{path}.{key}" if path else str(key),
-                )
-        kwargs = {}
-        for f in dataclasses.fields(cls):
-            sub = f"{path}.{f.name}" if path else f.name
-            if f.name in data:
-                kwargs[f.name] = _coerce(types_[f.name], data[f.name], sub)
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError("required key is missing", sub)
         try:
-            return cls(**kwargs)
-        except ConfigError as exc:
-            if path and not exc.path.startswith(path):
-                raise exc.at(path) from None
-            raise
+            return _adapter(cls).validate_python(dict(data))
+        except ValidationError as exc:
+            raise validation_error(exc, cls).at(path) from None
     except ConfigError as exc:
         if source:
             raise exc.at(source=source) from None
@@ -427,77 +508,33 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
 
 
 def json_schema(cls: type) -> dict[str, Any]:
-    """A JSON Schema (draft 2020-12) of dataclass ``cls``, for editors; unknown keys rejected."""
-    defs: dict[str, Any] = {}
-
-    def schema(tp: Any) -> dict[str, Any]:
-        origin = get_origin(tp)
-        if tp is Any:
-            return {}
-        if origin is Literal:
-            return {"enum": list(get_args(tp))}
-        if origin in (Union, types.UnionType):
-            return {"anyOf": [schema(a) for a in get_args(tp)]}
-        if origin in (tuple, list):
-            return {"type": "array", "items": schema(get_args(tp)[0])}
-        if origin is dict:
-            return {"type": "object", "additionalProperties": schema(get_args(tp)[1])}
-        if dataclasses.is_dataclass(tp):
-            name = tp.__name__
-            if name not in defs:
-                defs[name] = {}  # placeholder against recursion
-                props, required = {}, []
-                hints = field_types(tp)
-                for f in dataclasses.fields(tp):
-                    sub = schema(hints[f.name])
-                    if f.default is not dataclasses.MISSING and _jsonable(f.default):
-                        sub = {**sub, "default": to_dict(f.default)}
-                    doc = (f.metadata or {}).get("doc")
-                    if doc:
-                        sub = {**sub, "description": doc}
-                    props[f.name] = sub
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                        required.append(f.name)
-                defs[name] = {
-                    "type": "object",
-                    "properties": props,
-                    "additionalProperties": False,
-                    **({"required": required} if required else {}),
-                    **({"description": tp.__doc__.strip().splitlines()[0]} if tp.__doc__ else {}),
-                }
-            return {"$ref": f"#/$defs/{name}"}
-        return {
-            bool: {"type": "boolean"},
-            int: {"type": "integer"},
-            float: {"type": "number"},
-            str: {"type": "string"},
-            type(None): {"type": "null"},
-        }[tp]
-
-    root = schema(cls)
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **root, "$defs": defs}
-
-
-def _jsonable(value: Any) -> bool:
-    return isinstance(value, (bool, int, float, str, type(None), tuple, list)) or (
-        dataclasses.is_dataclass(value)
-    )
-
-
-def doc(text: str, **kwargs: Any) -> Any:
-    """``dataclasses.field`` with a description that ``json_schema`` shows."""
-    return dataclasses.field(metadata={"doc": text}, **kwargs)
+    """A JSON Schema (draft 2020-12) of spec ``cls``, for editors; unknown keys rejected."""
+    schema = _adapter(cls).json_schema()
+    defs = schema.pop("$defs", {})
+    defs[cls.__name__] = schema  # every class under $defs, the root a reference to its own
+    for definition in defs.values():
+        if definition.get("type") == "object" and "properties" in definition:
+            definition["additionalProperties"] = False
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$ref": f"#/$defs/{cls.__name__}", "$defs": defs}
 
 
 __all__ = [
+    "Bool",
+    "Float",
+    "Int",
+    "Str",
     "apply_overrides",
     "doc",
+    "field_doc",
     "field_types",
     "flatten",
     "json_schema",
     "parse",
     "parse_override",
     "remove_keys",
+    "spec_class",
     "split_key",
     "to_dict",
+    "validation_error",
 ]

@@ -1,6 +1,7 @@
 """KubeRay ``RayJob`` rendering for sweeps: a validated job spec in, plain manifest dicts out.
 
-Pure data transformation (standard library + PyYAML): no Kubernetes client, no ray, no mlflow.
+Pure data transformation (standard library, PyYAML, the pydantic specs): no Kubernetes client,
+no ray, no mlflow.
 ``launchers/k8s.py`` reads the command line and talks to the cluster; everything a user can get
 wrong is refused here with a ``ConfigError`` naming the key, the bad value and what is valid.
 
@@ -15,7 +16,6 @@ Contract of the rendered job:
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
-from bench.config import doc, parse
+from bench.config import Bool, Float, Int, Str, doc, parse, spec_class
 from bench.errors import ConfigError
 
 API_VERSION = "ray.io/v1"
@@ -55,13 +55,13 @@ _VERSION = re.compile(r"\d+\.\d+\.\d+([.+-]\S*)?")
 Effect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""]
 
 
-@dataclasses.dataclass(frozen=True)
+@spec_class
 class Toleration:
     """A pod toleration; the CLI form is ``key=value:Effect``, ``key:Effect`` or ``key``."""
 
-    key: str = ""
+    key: Str = ""
     operator: Literal["Equal", "Exists"] = "Equal"
-    value: str = ""
+    value: Str = ""
     effect: Effect = "NoSchedule"
 
     def __post_init__(self) -> None:
@@ -83,73 +83,73 @@ class Toleration:
         return {k: v for k, v in out.items() if v or k == "value"}
 
 
-@dataclasses.dataclass(frozen=True)
+@spec_class
 class RayJobSpec:
     """Inputs of ``python -m launchers.k8s render``: one sweep as one KubeRay RayJob."""
 
-    space: str = doc(
+    space: Str = doc(
         "search-space YAML inside the image; relative paths resolve against workdir", default=""
     )
-    image: str = doc("container image with resbench installed (see the Dockerfile)", default="")
-    storage: str = doc(
+    image: Str = doc("container image with resbench installed (see the Dockerfile)", default="")
+    storage: Str = doc(
         "shared Tune storage: s3://bucket/prefix (or gs://...) or a path on the PVC", default=""
     )
-    name: str = doc("RayJob name (RFC 1035 label, at most 47 characters)", default="resbench-sweep")
-    namespace: str = doc(
+    name: Str = doc("RayJob name (RFC 1035 label, at most 47 characters)", default="resbench-sweep")
+    namespace: Str = doc(
         "Kubernetes namespace (mlflow/k8s deploys to resbench)", default="resbench"
     )
-    workers: int = doc("GPU worker pods (fixed size, no autoscaling)", default=1)
-    gpus_per_worker: int = doc("nvidia.com/gpu per worker pod (0: CPU-only workers)", default=1)
-    cpus: float = doc("CPU cores per worker pod", default=8.0)
-    memory: str | int = doc(
+    workers: Int = doc("GPU worker pods (fixed size, no autoscaling)", default=1)
+    gpus_per_worker: Int = doc("nvidia.com/gpu per worker pod (0: CPU-only workers)", default=1)
+    cpus: Float = doc("CPU cores per worker pod", default=8.0)
+    memory: Str | Int = doc(
         "memory per worker pod (Kubernetes quantity, e.g. 32Gi)", default="32Gi"
     )
-    head_cpus: float = doc(
+    head_cpus: Float = doc(
         "CPU cores of the head pod (runs the Tune driver, no trials)", default=2.0
     )
-    head_memory: str | int = doc("memory of the head pod", default="8Gi")
-    node_selector: dict[str, str] = doc("node labels the worker pods require", default_factory=dict)
+    head_memory: Str | Int = doc("memory of the head pod", default="8Gi")
+    node_selector: dict[str, Str] = doc("node labels the worker pods require", default_factory=dict)
     tolerations: tuple[Toleration, ...] = doc("taints the worker pods tolerate", default=())
-    head_node_selector: dict[str, str] = doc(
+    head_node_selector: dict[str, Str] = doc(
         "node labels the head pod requires", default_factory=dict
     )
     head_tolerations: tuple[Toleration, ...] = doc("taints the head pod tolerates", default=())
-    pvc: str = doc(
+    pvc: Str = doc(
         "ReadWriteMany PersistentVolumeClaim mounted on every pod at pvc_mount", default=""
     )
-    pvc_mount: str = doc("mount path of pvc", default="/mnt/shared")
-    tracking_configmap: str = doc(
+    pvc_mount: Str = doc("mount path of pvc", default="/mnt/shared")
+    tracking_configmap: Str = doc(
         f"ConfigMap whose key {TRACKING_URI_KEY} holds the MLflow tracking URI",
         default="mlflow-tracking",
     )
-    credentials_secret: str = doc(
+    credentials_secret: Str = doc(
         "Secret with keys MLFLOW_TRACKING_USERNAME/PASSWORD (and AWS_* for s3 storage)", default=""
     )
-    service_account: str = doc(
+    service_account: Str = doc(
         "service account of the pods (e.g. for workload identity)", default=""
     )
     image_pull_policy: Literal["IfNotPresent", "Always", "Never"] = doc(
         "when the kubelet pulls the image: IfNotPresent, Always or Never", default="IfNotPresent"
     )
-    image_pull_secret: str = doc("Secret for a private registry", default="")
-    ray_version: str = doc(
+    image_pull_secret: Str = doc("Secret for a private registry", default="")
+    ray_version: Str = doc(
         "Ray version inside the image (KubeRay uses it for feature checks)", default=""
     )
-    workdir: str = doc("working directory of the image (WORKDIR in the Dockerfile)", default="/app")
-    env: dict[str, str] = doc(
+    workdir: Str = doc("working directory of the image (WORKDIR in the Dockerfile)", default="/app")
+    env: dict[str, Str] = doc(
         "non-secret environment variables for the job (runtimeEnvYAML)", default_factory=dict
     )
-    sweep_args: tuple[str, ...] = doc("extra arguments for launchers.sweep", default=())
-    shutdown_after_job_finishes: bool = doc(
+    sweep_args: tuple[Str, ...] = doc("extra arguments for launchers.sweep", default=())
+    shutdown_after_job_finishes: Bool = doc(
         "delete the Ray cluster when the job ends", default=True
     )
-    ttl_seconds_after_finished: int = doc(
+    ttl_seconds_after_finished: Int = doc(
         "seconds to keep the finished cluster/RayJob", default=3600
     )
-    active_deadline_seconds: int | None = doc(
+    active_deadline_seconds: Int | None = doc(
         "wall-clock limit of the whole job (null: none)", default=7 * 86400
     )
-    backoff_limit: int = doc(
+    backoff_limit: Int = doc(
         "retries; each retry is a new Ray cluster resuming from storage", default=2
     )
 

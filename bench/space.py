@@ -23,11 +23,23 @@ import math
 import random
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.config import apply_overrides, doc, json_schema, load_yaml, parse, shown, to_dict
+from bench.config import (
+    Bool,
+    Float,
+    Int,
+    Str,
+    apply_overrides,
+    doc,
+    json_schema,
+    load_yaml,
+    parse,
+    shown,
+    spec_class,
+    to_dict,
+)
 from bench.errors import ConfigError, did_you_mean, unknown
 from bench.plugins import import_plugins
 from bench.spec import trial as _trial
@@ -81,7 +93,7 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
+@spec_class
 class Axis:
     """One search axis: exactly one distribution key, optionally a ``when`` condition."""
 
@@ -90,17 +102,17 @@ class Axis:
     grid: tuple[Any, ...] | None = doc(
         "values that are all run, for grid and random search (random: grid x num_samples)",
         default=None)
-    uniform: tuple[float, ...] | None = doc("[low, high]: a float drawn uniformly", default=None)
-    loguniform: tuple[float, ...] | None = doc("[low, high]: a float drawn log-uniformly",
+    uniform: tuple[Float, ...] | None = doc("[low, high]: a float drawn uniformly", default=None)
+    loguniform: tuple[Float, ...] | None = doc("[low, high]: a float drawn log-uniformly",
                                                default=None)
-    randint: tuple[int, ...] | None = doc("[low, high]: an integer, both ends inclusive",
+    randint: tuple[Int, ...] | None = doc("[low, high]: an integer, both ends inclusive",
                                           default=None)
-    qrandint: tuple[int, ...] | None = doc(
+    qrandint: tuple[Int, ...] | None = doc(
         "[low, high, step]: an integer low + k*step, both ends inclusive", default=None)
     when: dict[str, Any] | None = doc(
         "active only when each named (earlier) axis has this value or one of these values",
         default=None)
-    param: str | None = doc(
+    param: Str | None = doc(
         "the parameter this axis sets (default: the axis name); lets two conditional axes "
         "set one parameter, e.g. resnet_depth and densenet_depth both set depth", default=None)
 
@@ -198,17 +210,17 @@ class Axis:
         return True
 
 
-@dataclass(frozen=True)
+@spec_class
 class Reference:
     """A timm model run alongside the search: trained with the same recipe, or only measured."""
 
-    model: str = doc("timm model name, e.g. resnet18 or densenet121")
-    train: bool = doc("true: trained with the space's recipe; false: measurement only",
+    model: Str = doc("timm model name, e.g. resnet18 or densenet121")
+    train: Bool = doc("true: trained with the space's recipe; false: measurement only",
                       default=True)
-    input_size: int | None = doc(
+    input_size: Int | None = doc(
         "measurement-only: input side in pixels (default: the dataset's; a trained reference "
         "always takes the dataset's)", default=None)
-    num_classes: int | None = doc(
+    num_classes: Int | None = doc(
         "measurement-only: classifier outputs (default: the dataset's)", default=None)
 
     def __post_init__(self) -> None:
@@ -220,12 +232,12 @@ class Reference:
                 raise ConfigError(f"must be a positive integer, got {value}", key)
 
 
-@dataclass(frozen=True)
+@spec_class
 class ListedTrial:
     """One trial named in the file's ``trials`` list: explicit configurations run as they are
     (a study's trials), each over the file's sections."""
 
-    name: str = doc("the trial's name: letters, digits, '.', '_', '-' (unique in the list)")
+    name: Str = doc("the trial's name: letters, digits, '.', '_', '-' (unique in the list)")
     arch: dict[str, Any] = doc("architecture parameters over the file's arch",
                                default_factory=dict)
     train: dict[str, Any] = doc("train fields over the file's train", default_factory=dict)
@@ -233,7 +245,7 @@ class ListedTrial:
     measure: dict[str, Any] = doc("measure fields over the file's measure", default_factory=dict)
     diagnostics: dict[str, Any] = doc("diagnostics fields over the file's diagnostics",
                                       default_factory=dict)
-    measure_only: bool = doc("built and measured (params, MACs, throughput), never trained",
+    measure_only: Bool = doc("built and measured (params, MACs, throughput), never trained",
                              default=False)
 
     def __post_init__(self) -> None:
@@ -244,7 +256,7 @@ class ListedTrial:
             raise ConfigError(f"has {len(self.name)} characters; the limit is {MAX_NAME}", "name")
 
 
-@dataclass(frozen=True)
+@spec_class
 class Search:
     """How configurations are proposed and what is optimised."""
 
@@ -253,19 +265,19 @@ class Search:
     objectives: dict[str, Literal["max", "min"]] = doc(
         "metric -> max|min; the first is primary (ASHA, top table); several = multi-objective",
         default_factory=lambda: {"val_acc": "max"})
-    num_samples: int | None = doc(
+    num_samples: Int | None = doc(
         "trials proposed (random: draws per grid combination; default 8); not for grid",
         default=None)
-    max_concurrent: int = doc("trials running at once; 0 = as many as resources allow",
+    max_concurrent: Int = doc("trials running at once; 0 = as many as resources allow",
                               default=0)
-    seed: int = doc("seed of the random draws and the Optuna sampler", default=0)
-    max_failures: int = doc("retries of a crashed trial (from its last checkpoint)", default=0)
-    population_size: int | None = doc("optuna_nsga2: population size (default Optuna's 50)",
+    seed: Int = doc("seed of the random draws and the Optuna sampler", default=0)
+    max_failures: Int = doc("retries of a crashed trial (from its last checkpoint)", default=0)
+    population_size: Int | None = doc("optuna_nsga2: population size (default Optuna's 50)",
                                       default=None)
     prescreen: Prescreen | None = doc(
         "score a pool of untrained networks with a zero-cost proxy and train only the best "
         "(grid / random: exactly keep trials; Optuna: the best enqueued first)", default=None)
-    repeats: int = doc(
+    repeats: Int = doc(
         "grid / random: train each sampled configuration with this many seeds (train.seed, "
         "train.seed + 1, ...); the summary shows mean +- std over them", default=1)
 
@@ -321,16 +333,16 @@ class Search:
         return self.algorithm.startswith("optuna")
 
 
-@dataclass(frozen=True)
+@spec_class
 class Scheduler:
     """Early stopping of weak trials (asynchronous successive halving)."""
 
     type: Literal["none", "asha", "mo_asha"] = doc(
         "none: every trial trains fully; asha: ASHA on the primary objective; mo_asha: "
         "multi-objective ASHA on all objectives (Schmucker et al. 2021)", default="none")
-    grace_period: int = doc("asha / mo_asha: epochs every trial trains before it can be stopped",
+    grace_period: Int = doc("asha / mo_asha: epochs every trial trains before it can be stopped",
                             default=1)
-    reduction_factor: float = doc("asha / mo_asha: keep the best 1/factor at each rung",
+    reduction_factor: Float = doc("asha / mo_asha: keep the best 1/factor at each rung",
                                   default=2.0)
     tie_break: Literal["epsnet", "crowding"] = doc(
         "mo_asha: order inside a non-dominated front: epsnet (greedy epsilon-net, the paper's "
@@ -343,12 +355,12 @@ class Scheduler:
             raise ConfigError(f"must be > 1, got {self.reduction_factor}", "reduction_factor")
 
 
-@dataclass(frozen=True)
+@spec_class
 class Resources:
     """What one trial reserves; fractional GPUs let several small trials share one GPU."""
 
-    cpu: float = doc("CPU cores per trial", default=1.0)
-    gpu: float = doc("GPUs per trial (0.25 = four trials per GPU); ignored without GPUs",
+    cpu: Float = doc("CPU cores per trial", default=1.0)
+    gpu: Float = doc("GPUs per trial (0.25 = four trials per GPU); ignored without GPUs",
                      default=0.0)
 
     def __post_init__(self) -> None:
@@ -369,12 +381,12 @@ def parse_count(value: int | str | None, path: str) -> int | None:
     return int(float(m.group(1)) * _SUFFIX[m.group(2).upper()])
 
 
-@dataclass(frozen=True)
+@spec_class
 class Constraints:
     """A budget: architectures over it are rejected before any training (and counted)."""
 
-    max_params: int | str | None = doc("most parameters, e.g. 1.7M", default=None)
-    max_macs: int | str | None = doc("most multiply-accumulates per image, e.g. 300M",
+    max_params: Int | Str | None = doc("most parameters, e.g. 1.7M", default=None)
+    max_macs: Int | Str | None = doc("most multiply-accumulates per image, e.g. 300M",
                                      default=None)
 
     def __post_init__(self) -> None:
@@ -394,22 +406,22 @@ class Constraints:
         return "; ".join(reasons)
 
 
-@dataclass(frozen=True)
+@spec_class
 class Tracking:
     """Where the MLflow runs go (the launcher's --tracking-uri / MLFLOW_TRACKING_URI win)."""
 
-    experiment: str | None = doc("MLflow experiment name (default: the space's name)",
+    experiment: Str | None = doc("MLflow experiment name (default: the space's name)",
                                  default=None)
-    uri: str | None = doc("tracking URI (default: sqlite store under the repo's mlflow/)",
+    uri: Str | None = doc("tracking URI (default: sqlite store under the repo's mlflow/)",
                           default=None)
 
 
-@dataclass(frozen=True)
+@spec_class
 class SearchSpace:
     """A search-space file: fixed recipe, searched axes, search algorithm and budget."""
 
-    name: str = doc("sweep name: letters, digits, '.', '_', '-' (Ray and MLflow use it)")
-    description: str = doc("one paragraph: what the sweep shows", default="")
+    name: Str = doc("sweep name: letters, digits, '.', '_', '-' (Ray and MLflow use it)")
+    description: Str = doc("one paragraph: what the sweep shows", default="")
     dataset: DataSpec = doc("dataset name, or a mapping of data fields",
                             default_factory=DataSpec)
     train: TrainSpec = doc("training recipe shared by all trials", default_factory=TrainSpec)
@@ -434,7 +446,7 @@ class SearchSpace:
     resources: Resources = doc("per-trial CPUs and GPUs", default_factory=Resources)
     constraints: Constraints = doc("params / MACs budget", default_factory=Constraints)
     tracking: Tracking = doc("MLflow experiment and URI", default_factory=Tracking)
-    plugins: tuple[str, ...] = doc(
+    plugins: tuple[Str, ...] = doc(
         "Python modules imported before the file is validated and in every trial worker "
         "(dotted names on the workers' sys.path), e.g. to register_block / register_dataset "
         "custom entries", default=())

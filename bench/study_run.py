@@ -2,7 +2,7 @@
 another through the standalone trainer (measurement-only ones through ``bench.measure``), the
 progress lines, the trials and verdict tables, the results JSON rewritten after every trial,
 the CPU calibration and the dry run. ``run(args)`` takes the parsed command line
-(``launchers.study.build_parser``). Needs no Ray, MLflow or pydantic; ``import`` needs MLflow."""
+(``launchers.study.build_parser``). Needs no Ray or MLflow; ``import`` needs MLflow."""
 
 
 from __future__ import annotations

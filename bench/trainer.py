@@ -7,8 +7,9 @@ Runs bf16 autocast on CUDA and, on a CPU, where a measured check finds it faster
 (``bench.precision``), channels_last on both (measured faster on CPU too). NaN/inf losses end the trial with status
 ``diverged`` rather than an exception. Checkpoints go through the per-epoch ``report`` callback,
 and a checkpoint passed back as ``resume`` continues the run exactly (bitwise on CPU).
-Imports only torch, numpy, PyYAML and torchvision (plus timm for the models): no Ray, MLflow or
-pydantic, so it runs on a bare GPU host.
+Imports only torch, numpy, PyYAML, torchvision and pydantic (the specs; plus timm for the
+models): no Ray or MLflow, so it runs on a bare GPU host (pydantic from the wheels of
+``scripts/fetch_wheels.sh`` where it is missing).
 """
 
 from __future__ import annotations

@@ -13,11 +13,11 @@ underscores); command-line options win. Mistakes exit with status 2 and one line
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.config import field_doc
 from bench.errors import ConfigError, ResbenchError
 from bench.k8s import RayJobSpec, dump_yaml, render_rayjob, spec_from_options
 from bench.kubectl import logs, read_manifests, status, submit
@@ -127,11 +127,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def _help(field: str, kind: str) -> str:
-    f = RayJobSpec.__dataclass_fields__[field]
-    text = f.metadata.get("doc", "")
+    text, default = field_doc(RayJobSpec, field)
     if kind == "list":
         return f"{text} (repeatable)"
-    default = f.default if f.default is not dataclasses.MISSING else None
     return f"{text} (default {default})" if default not in (None, "", ()) else text
 
 

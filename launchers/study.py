@@ -35,8 +35,8 @@ The smoke form uses scikit-learn's digits unless a data root is given.
 child run per trial with its per-epoch metrics) so ``launchers.report`` can show it; importing
 the same file again adds nothing.
 
-The sequential backend needs only torch, timm, torchvision, numpy, PyYAML and Pillow (no Ray,
-no MLflow, no pydantic, no scikit-learn unless the digits are used); ``import`` needs MLflow.
+The sequential backend needs only torch, timm, torchvision, numpy, PyYAML, Pillow and pydantic
+(no Ray, no MLflow, no scikit-learn unless the digits are used); ``import`` needs MLflow.
 Exit codes: 0 ran (whatever the verdict), 1 a trial failed (crash, out of memory) or MLflow
 could not be written, 2 bad input (one message; ``--debug`` shows the traceback), 130
 interrupted.

@@ -17,7 +17,8 @@ Parts (``--parts``, default all):
     python scripts/gpu_bench.py --tarball ... --cpu-smoke          # tiny end-to-end check on CPU
 
 Prints a table and writes the JSON given by ``--out``. Imports only torch/torchvision/numpy/
-PyYAML/Pillow/timm and resbench's engine modules (no Ray, MLflow, pydantic or scikit-learn).
+PyYAML/Pillow/timm/pydantic and resbench's engine modules (no Ray, MLflow or scikit-learn; on a
+host without pydantic, install the wheels of ``scripts/fetch_wheels.sh`` first).
 The defaults are sized to finish within about 6 minutes on one H100; ``--max-minutes`` skips
 the parts that would start after that budget.
 """

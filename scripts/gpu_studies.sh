@@ -17,7 +17,9 @@
 # that would start later are skipped, default 70), STUDY_ARGS (more launcher arguments, e.g.
 # "--set train.compile=true").
 #
-# The GPU host needs only torch, torchvision, timm, numpy, PyYAML and Pillow. Bring results/
+# The GPU host needs torch, torchvision, timm, numpy, PyYAML, Pillow and pydantic; where pydantic
+# is missing and .whl/ holds its wheels (scripts/fetch_wheels.sh), they are installed into a
+# scratch folder for this run. Bring results/
 # back and put them into MLflow and the report with
 #   for f in results/*.json; do python -m launchers.study import "$f"; done
 #   python -m launchers.report --experiment study-degradation
@@ -28,6 +30,19 @@ cd "$(dirname "$0")/.."
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
 fi
+# pydantic (the spec layer) from brought wheels on a host without it and without network
+if ! "$PYTHON" -c 'import pydantic' 2>/dev/null; then
+  if compgen -G ".whl/*.whl" > /dev/null; then
+    SITE=$(mktemp -d "${TMPDIR:-/tmp}/resbench-site.XXXXXX")
+    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/*.whl
+    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+  else
+    echo "error: pydantic is missing: pip install pydantic, or bring its wheels into .whl/" \
+         "(scripts/fetch_wheels.sh)" >&2
+    exit 2
+  fi
+fi
+
 OUT=${OUT:-results}
 MAX_MINUTES=${MAX_MINUTES:-8}
 TOTAL_MINUTES=${TOTAL_MINUTES:-70}

@@ -7,24 +7,36 @@ from typing import Literal
 
 import pytest
 
-from bench.config import apply_overrides, flatten, json_schema, parse, parse_override, to_dict
+from bench.config import (
+    Bool,
+    Float,
+    Int,
+    Str,
+    apply_overrides,
+    flatten,
+    json_schema,
+    parse,
+    parse_override,
+    spec_class,
+    to_dict,
+)
 from bench.errors import ConfigError
 from bench.registry import Registry
 
 
-@dataclasses.dataclass(frozen=True)
+@spec_class
 class Inner:
-    depth: int
+    depth: Int
     mode: Literal["a", "b"] = "a"
 
 
-@dataclasses.dataclass(frozen=True)
+@spec_class
 class Outer:
-    name: str
-    lr: float = 0.1
+    name: Str
+    lr: Float = 0.1
     stages: tuple[Inner, ...] = ()
-    tag: str | None = None
-    flag: bool = False
+    tag: Str | None = None
+    flag: Bool = False
 
 
 def test_parse_nested_and_coerce():

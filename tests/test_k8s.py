@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.config import to_dict
+from bench.config import field_doc, to_dict
 from bench.errors import ConfigError
 from bench.k8s import (
     RayJobSpec,
@@ -397,7 +397,7 @@ def test_config_file_with_command_line_overrides(tmp_path: Path, capsys) -> None
 
 def test_default_workdir_matches_the_dockerfile() -> None:
     workdirs = re.findall(r"^WORKDIR\s+(\S+)", (ROOT / "Dockerfile").read_text(), re.M)
-    assert workdirs and workdirs[-1] == RayJobSpec.__dataclass_fields__["workdir"].default
+    assert workdirs and workdirs[-1] == field_doc(RayJobSpec, "workdir")[1]
 
 
 # ---------------------------------------------------------------------------------------------

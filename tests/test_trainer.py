@@ -257,18 +257,58 @@ def test_launcher_errors_and_exit_codes(tmp_path, capsys) -> None:
     assert json.loads(out.out)["status"] == "diverged"
 
 
-def test_engine_imports_without_ray_mlflow_pydantic_sklearn() -> None:
-    """The GPU host has torch, torchvision, timm, numpy, PyYAML and Pillow only."""
+def test_engine_imports_without_ray_mlflow_sklearn() -> None:
+    """The GPU host has torch, torchvision, timm, numpy, PyYAML and Pillow; pydantic travels as
+    wheels (scripts/fetch_wheels.sh): the engine loads nothing else."""
     code = (
         "import sys\n"
-        "for m in ('ray', 'mlflow', 'pydantic', 'sklearn', 'optuna'): sys.modules[m] = None\n"
+        "for m in ('ray', 'mlflow', 'sklearn', 'optuna'): sys.modules[m] = None\n"
         "import bench.trainer, bench.data, bench.measure, bench.diagnostics, launchers.train\n"
         "import runpy; sys.argv = ['gpu_bench', '--help']\n"
-        "runpy.run_path('scripts/gpu_bench.py', run_name='__main__')\n"
+        "try:\n"
+        "    runpy.run_path('scripts/gpu_bench.py', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "import json, importlib.metadata as md\n"
+        "names = {m.split('.')[0] for m, v in list(sys.modules.items()) if v is not None}\n"
+        "dists = md.packages_distributions()\n"
+        "print(json.dumps(sorted({d for n in names for d in dists.get(n, [])})))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "--cpu-smoke" in proc.stdout
+    loaded = {_dist(d) for d in json.loads(proc.stdout.strip().splitlines()[-1])}
+    listed = subprocess.run(["bash", "scripts/fetch_wheels.sh", "--list"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    brought = {_dist(line.split("==")[0]) for line in listed}
+    assert {"pydantic", "pydantic-core"} <= brought
+    host = _closure(["torch", "torchvision", "timm", "numpy", "pyyaml", "pillow"])
+    assert loaded - host - brought - {"resbench"} == set()
+
+
+def _dist(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def _closure(names: list[str]) -> set[str]:
+    """Installed distributions ``names`` need (Requires-Dist without extras), themselves too."""
+    import importlib.metadata as md
+    import re
+
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        try:
+            dist = md.distribution(todo.pop())
+        except md.PackageNotFoundError:
+            continue
+        name = _dist(dist.metadata["Name"])
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += [re.match(r"[A-Za-z0-9_.-]+", r).group(0) for r in dist.requires or []
+                 if "extra ==" not in r]
+    return seen
 
 
 # GPU hosts may lack scikit-learn (digits): the gpu tests use synthetic data.

@@ -53,8 +53,8 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # The flat parameter language needs pydantic, which a bare GPU host lacks; import it on use
-    # so ``import bench.models`` (and the trainer) stays pydantic-free.
+    # The flat parameter language builds one pydantic model per family (and again when a plugin
+    # registers a block): loaded on first use, so the trainer does not pay for it.
     if name == "arch_from_params":
         from bench.spec.params import arch_from_params
 

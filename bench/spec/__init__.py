@@ -8,6 +8,8 @@ torch, timm, Ray or MLflow import (parsing a space file, ``--help`` and ``--sche
 - ``bench.spec.params``: the architecture language of space files and ``--set`` (a pydantic
   union discriminated by ``family``; its fields are the axis names);
 - ``bench.spec.trial``: the trial schema (data, train, measure, diagnostics, proxies);
+- every spec is a frozen dataclass validated by pydantic (``bench.config.spec_class``), its
+  errors one ``ConfigError`` naming the key path, the bad value and what is valid;
 - ``bench.spec.costs``: parameter and MAC counts computed from the spec, without building.
 
 The submodules are imported on their own (this file imports none of them).

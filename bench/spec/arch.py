@@ -13,10 +13,9 @@ import dataclasses
 import difflib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from bench.config import doc
+from bench.config import Bool, Float, Int, Str, doc, spec_class
 from bench.errors import ConfigError, did_you_mean
 from bench.spec.parts import BLOCKS, SKIPS, STEMS, BlockDef
 
@@ -44,17 +43,17 @@ class Params(dict):  # type: ignore[type-arg]
         return hash(tuple(sorted(self.items())))
 
 
-@dataclass(frozen=True)
+@spec_class
 class StageSpec:
     """One stage: ``depth`` blocks of type ``block`` at ``width``; the first block strides.
 
     For dense stages ``width`` is the growth rate and ``stride`` is applied by the transition
     (BN-ReLU-Conv1x1-AvgPool) that precedes every stage but the first."""
 
-    depth: int = doc("blocks (dense layers) in this stage")
-    width: int = doc("stage width: 3x3 / bottleneck inner width; growth rate k for dense stages")
-    stride: int = doc("stride of the stage's first block (or transition)", default=1)
-    block: str = doc("block type (a name in BLOCKS)", default="basic")
+    depth: Int = doc("blocks (dense layers) in this stage")
+    width: Int = doc("stage width: 3x3 / bottleneck inner width; growth rate k for dense stages")
+    stride: Int = doc("stride of the stage's first block (or transition)", default=1)
+    block: Str = doc("block type (a name in BLOCKS)", default="basic")
     params: dict[str, Any] = doc("the block's own parameters (BlockDef.params), e.g. "
                                  "cardinality; unset ones take the block's defaults",
                                  default_factory=dict)
@@ -87,26 +86,26 @@ class StageSpec:
         return BLOCKS.get(self.block)
 
 
-@dataclass(frozen=True)
+@spec_class
 class ArchSpec:
     """A model in the design space (ResNet/plain/WRN family, DenseNet family or a timm model)."""
 
-    family: Literal["resnet", "densenet", "timm"] = doc("model family", default="resnet")
-    name: str = doc("display label; empty: derived (see .label)", default="")
-    stem: str = doc("stem type (a name in STEMS)", default="cifar")
-    stem_width: int = doc("stem output channels (before width_multiplier)", default=16)
+    family: Str = doc("model family: resnet | densenet | timm", default="resnet")
+    name: Str = doc("display label; empty: derived (see .label)", default="")
+    stem: Str = doc("stem type (a name in STEMS)", default="cifar")
+    stem_width: Int = doc("stem output channels (before width_multiplier)", default=16)
     stages: tuple[StageSpec, ...] = doc("the stages, in forward order", default=())
-    skip: str = doc("skip style (a name in SKIPS); 'concat' for dense blocks", default="identity")
-    width_multiplier: float = doc("scales stem and stage widths (must give whole channels)", default=1.0)
-    bottleneck_ratio: int = doc("bottleneck expansion; DenseNet-B inner width = ratio * k", default=4)
-    growth_rate: int = doc("DenseNet growth rate k", default=12)
-    compression: float = doc("DenseNet transition compression theta in (0, 1]", default=1.0)
-    dense_bottleneck: bool = doc("DenseNet-B 1x1 bottleneck in each dense layer", default=False)
-    num_classes: int = doc("classifier outputs", default=10)
-    input_size: int = doc("input height = width in pixels", default=32)
-    in_chans: int = doc("input channels", default=3)
-    timm_model: str = doc("timm model name (family timm)", default="")
-    depth: int = doc("nominal depth (informational; 0: derived from the stages)", default=0)
+    skip: Str = doc("skip style (a name in SKIPS); 'concat' for dense blocks", default="identity")
+    width_multiplier: Float = doc("scales stem and stage widths (must give whole channels)", default=1.0)
+    bottleneck_ratio: Int = doc("bottleneck expansion; DenseNet-B inner width = ratio * k", default=4)
+    growth_rate: Int = doc("DenseNet growth rate k", default=12)
+    compression: Float = doc("DenseNet transition compression theta in (0, 1]", default=1.0)
+    dense_bottleneck: Bool = doc("DenseNet-B 1x1 bottleneck in each dense layer", default=False)
+    num_classes: Int = doc("classifier outputs", default=10)
+    input_size: Int = doc("input height = width in pixels", default=32)
+    in_chans: Int = doc("input channels", default=3)
+    timm_model: Str = doc("timm model name (family timm)", default="")
+    depth: Int = doc("nominal depth (informational; 0: derived from the stages)", default=0)
 
     def __post_init__(self) -> None:
         stages = tuple(

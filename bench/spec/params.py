@@ -30,7 +30,7 @@ from pydantic import (
     create_model,
 )
 
-from bench.config import shown
+from bench.config import shown, validation_error
 from bench.errors import ConfigError, did_you_mean
 from bench.spec.arch import TIMM_PREFIX, ArchSpec
 from bench.spec.parts import BLOCKS, STEMS, BlockParam, block_params
@@ -219,57 +219,18 @@ def arch_schema() -> dict[str, Any]:
 
 # --- errors -------------------------------------------------------------------------------------
 
-_TAGS = {"int", "float", "str", "bool", "none", "list", "dict", "literal", "union"}
-
-
-def _path(loc: tuple[Any, ...], skip_first: bool) -> str:
-    parts = list(loc[1:] if skip_first else loc)
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif "[" in str(part) or str(part) in _TAGS or str(part).startswith("function-"):
-            continue
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
 
 def config_error(exc: ValidationError, valid_keys: Any = (), what: str = "key",
                  tagged: bool = False) -> ConfigError:
-    """pydantic's first error as a ConfigError: the key path, the bad value and what is valid
-    (``valid_keys`` for an unknown key, with the closest match)."""
+    """pydantic's first error as a ConfigError (``bench.config.validation_error``); an unknown
+    family names the families, an unknown key ``valid_keys``. ``tagged``: the location starts
+    with the family tag of the discriminated union."""
     err = exc.errors(include_url=False)[0]
-    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    loc = tuple(err["loc"])
-    path = _path(loc, tagged and kind != "union_tag_invalid")
-    if kind == "extra_forbidden":
-        key = str(loc[-1])
-        valid = list(valid_keys)
-        return ConfigError(f"unknown {what} {key!r}{did_you_mean(key, valid)}; valid: "
-                           f"{', '.join(valid)}", path)
-    if kind == "union_tag_invalid":
-        tag = str(ctx.get("tag", value))
+    if err["type"] == "union_tag_invalid":
+        tag = str((err.get("ctx") or {}).get("tag", err.get("input")))
         return ConfigError(f"unknown family {tag!r}{did_you_mean(tag, PARAM_FAMILIES)}; valid: "
                            f"{', '.join(PARAM_FAMILIES)}", "family")
-    got = f", got {shown(value)}"
-    messages = {
-        "int_type": "expected an integer", "int_from_float": "expected an integer",
-        "bool_type": "expected true or false", "float_type": "expected a number",
-        "string_type": "expected a string", "dict_type": "expected a mapping",
-        "model_type": "expected a mapping",
-        "greater_than_equal": f"must be an integer >= {ctx.get('ge')}"
-        if isinstance(value, int) else f"must be >= {ctx.get('ge')}",
-        "greater_than": f"must be > {ctx.get('gt')}",
-        "less_than_equal": f"must be <= {ctx.get('le')}",
-        "less_than": f"must be < {ctx.get('lt')}",
-    }
-    if kind == "literal_error":
-        expected = str(ctx.get("expected", ""))
-        valid = [v.strip().strip("'") for v in expected.replace(" or ", ", ").split(",")]
-        return ConfigError(f"invalid value {shown(value)}{did_you_mean(str(value), valid)}; "
-                           f"valid: {expected}", path)
-    return ConfigError(f"{messages.get(kind, err['msg'])}{got}", path)
+    return validation_error(exc, what=what, valid_keys=list(valid_keys), drop=1 if tagged else 0)
 
 
 # --- parsing ------------------------------------------------------------------------------------

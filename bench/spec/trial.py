@@ -2,19 +2,18 @@
 space file), the zero-cost proxy sections, ``TrialSpec`` and ``parse_trial`` (what a trial
 produces is a ``bench.record.TrialRecord``).
 
-Torch-free frozen dataclasses parsed by ``bench.config.parse`` (every error names the key path,
-the bad value and what is valid); the trainer (``bench.trainer``) runs them. No pydantic import
-at module level: a bare GPU host (torch alone) can still import the trainer.
+Torch-free frozen specs (``bench.config.spec_class``: dataclasses validated by pydantic) parsed
+by ``bench.config.parse`` (every error names the key path, the bad value and what is valid); the
+trainer (``bench.trainer``) runs them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from bench.config import doc, parse
+from bench.config import Bool, Float, Int, Str, doc, parse, spec_class
 from bench.errors import ConfigError
 from bench.spec.arch import ArchSpec
 from bench.spec.parts import DATASETS, PROXIES
@@ -26,35 +25,35 @@ MAX_IMAGE_SIZE = 2048
 MAX_SYNTHETIC_BYTES = 4 << 30
 
 
-@dataclass(frozen=True)
+@spec_class
 class DataSpec:
     """Which dataset, which part of it, and how batches are augmented."""
 
-    name: str = doc("dataset: digits | cifar10 | cifar100 | imagefolder | synthetic", default="digits")
-    root: str | None = doc(
+    name: Str = doc("dataset: digits | cifar10 | cifar100 | imagefolder | synthetic", default="digits")
+    root: Str | None = doc(
         "local copy: folder holding cifar-10-batches-py/ (cifar) or train/ + test/|val/ "
         "(imagefolder); launchers fill it from RESBENCH_DATA when unset",
         default=None,
     )
-    subset: int | None = doc(
+    subset: Int | None = doc(
         "official-train images used (seeded random pick), validation carve included", default=None
     )
-    val_fraction: float = doc("fraction of the used train images held out as validation", default=0.1)
-    test_subset: int | None = doc("test images used (seeded random pick)", default=None)
-    augment: bool = doc("random crop (with padding) and flip on the training batches", default=True)
-    crop_padding: int = doc("zero padding of the random crop, pixels; 0 = no crop", default=4)
-    flip: bool = doc("random horizontal flip", default=True)
-    cutout: int = doc("cutout square side in pixels; 0 = off", default=0)
-    image_size: int | None = doc("resize to this square size (digits: 32 when unset)", default=None)
-    num_classes: int = doc("synthetic only: number of classes", default=10)
-    shape: tuple[int, ...] = doc("synthetic only: image shape C, H, W", default=(3, 32, 32))
-    synthetic_size: int = doc("synthetic only: training images (test gets a fifth)", default=5000)
-    seed: int = doc("seed of the subset and validation picks (not of training)", default=0)
-    cache_dir: str | None = doc(
+    val_fraction: Float = doc("fraction of the used train images held out as validation", default=0.1)
+    test_subset: Int | None = doc("test images used (seeded random pick)", default=None)
+    augment: Bool = doc("random crop (with padding) and flip on the training batches", default=True)
+    crop_padding: Int = doc("zero padding of the random crop, pixels; 0 = no crop", default=4)
+    flip: Bool = doc("random horizontal flip", default=True)
+    cutout: Int = doc("cutout square side in pixels; 0 = off", default=0)
+    image_size: Int | None = doc("resize to this square size (digits: 32 when unset)", default=None)
+    num_classes: Int = doc("synthetic only: number of classes", default=10)
+    shape: tuple[Int, ...] = doc("synthetic only: image shape C, H, W", default=(3, 32, 32))
+    synthetic_size: Int = doc("synthetic only: training images (test gets a fifth)", default=5000)
+    seed: Int = doc("seed of the subset and validation picks (not of training)", default=0)
+    cache_dir: Str | None = doc(
         "where downloads and decoded image folders are cached; launchers fill a default",
         default=None,
     )
-    download: bool = doc("cifar: download into root (or cache_dir) when no copy is found", default=False)
+    download: Bool = doc("cifar: download into root (or cache_dir) when no copy is found", default=False)
 
     def __post_init__(self) -> None:
         DATASETS.get(self.name, "name")  # ConfigError listing the valid names
@@ -83,47 +82,47 @@ class DataSpec:
                 "memory", "synthetic_size")
 
 
-@dataclass(frozen=True)
+@spec_class
 class TrainSpec:
     """Optimisation and execution settings of one trial."""
 
-    epochs: int = doc("training epochs", default=10)
-    batch_size: int = doc("training batch size (the last partial batch of an epoch is dropped)", default=128)
-    eval_batch_size: int = doc("batch size of validation / test evaluation", default=1000)
+    epochs: Int = doc("training epochs", default=10)
+    batch_size: Int = doc("training batch size (the last partial batch of an epoch is dropped)", default=128)
+    eval_batch_size: Int = doc("batch size of validation / test evaluation", default=1000)
     optimizer: Literal["sgd", "adamw"] = doc("sgd (momentum, optional nesterov) or adamw", default="sgd")
-    lr: float = doc("peak learning rate", default=0.1)
-    momentum: float = doc("SGD momentum", default=0.9)
-    nesterov: bool = doc("SGD Nesterov momentum", default=True)
-    betas: tuple[float, ...] = doc("AdamW betas", default=(0.9, 0.999))
-    weight_decay: float = doc("L2 / decoupled weight decay", default=5e-4)
-    decay_bn_bias: bool = doc("also decay BN parameters and biases (1-d tensors)", default=False)
-    label_smoothing: float = doc("label smoothing of the training loss", default=0.0)
+    lr: Float = doc("peak learning rate", default=0.1)
+    momentum: Float = doc("SGD momentum", default=0.9)
+    nesterov: Bool = doc("SGD Nesterov momentum", default=True)
+    betas: tuple[Float, ...] = doc("AdamW betas", default=(0.9, 0.999))
+    weight_decay: Float = doc("L2 / decoupled weight decay", default=5e-4)
+    decay_bn_bias: Bool = doc("also decay BN parameters and biases (1-d tensors)", default=False)
+    label_smoothing: Float = doc("label smoothing of the training loss", default=0.0)
     schedule: Literal["step", "cosine", "onecycle", "constant"] = doc(
         "LR schedule (per step): step (x gamma at milestones), cosine, onecycle (linear up, "
         "linear down to 0), constant",
         default="cosine",
     )
-    warmup_epochs: float = doc("linear warm-up (onecycle: the rising phase, if > 0)", default=0.0)
-    milestones: tuple[float, ...] = doc("step schedule: fractions of training", default=(0.5, 0.75))
-    gamma: float = doc("step schedule: LR factor at each milestone", default=0.1)
-    onecycle_peak: float = doc("onecycle: fraction of training spent rising", default=0.25)
-    onecycle_div: float = doc("onecycle: starting LR = lr / onecycle_div", default=25.0)
-    final_lr: float = doc("cosine / onecycle: final LR as a fraction of lr", default=0.0)
-    grad_clip: float = doc("clip the global gradient norm to this; 0 = off", default=0.0)
+    warmup_epochs: Float = doc("linear warm-up (onecycle: the rising phase, if > 0)", default=0.0)
+    milestones: tuple[Float, ...] = doc("step schedule: fractions of training", default=(0.5, 0.75))
+    gamma: Float = doc("step schedule: LR factor at each milestone", default=0.1)
+    onecycle_peak: Float = doc("onecycle: fraction of training spent rising", default=0.25)
+    onecycle_div: Float = doc("onecycle: starting LR = lr / onecycle_div", default=25.0)
+    final_lr: Float = doc("cosine / onecycle: final LR as a fraction of lr", default=0.0)
+    grad_clip: Float = doc("clip the global gradient norm to this; 0 = off", default=0.0)
     precision: Literal["auto", "fp32", "bf16"] = doc(
         "auto: bf16 on CUDA; on a CPU bf16 only where a measured check finds it faster", default="auto")
-    channels_last: Literal["auto"] | bool = doc(
+    channels_last: Literal["auto"] | Bool = doc(
         "NHWC activations; auto: on (faster with cuDNN and with oneDNN on CPU)", default="auto"
     )
-    compile: bool = doc("torch.compile the model for training", default=False)
+    compile: Bool = doc("torch.compile the model for training", default=False)
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = doc(
         "torch.compile mode (reduce-overhead uses CUDA graphs)", default="default"
     )
-    seed: int = doc("seed of initialisation, shuffling and augmentation", default=0)
+    seed: Int = doc("seed of initialisation, shuffling and augmentation", default=0)
     device: Literal["auto", "cpu", "cuda"] = doc("auto: cuda when available", default="auto")
-    threads: int = doc("torch intra-op threads; 0 = leave torch's setting", default=0)
-    eval_test: bool = doc("evaluate the test split at the end (final numbers)", default=True)
-    test_every: int = doc(
+    threads: Int = doc("torch intra-op threads; 0 = leave torch's setting", default=0)
+    eval_test: Bool = doc("evaluate the test split at the end (final numbers)", default=True)
+    test_every: Int = doc(
         "also evaluate the test split every N epochs, for test-error curves (He et al. Fig. 6); "
         "0 = only at the end. Search still optimises the validation split", default=0)
 
@@ -155,16 +154,16 @@ class TrainSpec:
                 raise ConfigError(f"must be {rule}, got {getattr(self, key)!r}", key)
 
 
-@dataclass(frozen=True)
+@spec_class
 class MeasureSpec:
     """Runtime measurement after training (``bench.measure.benchmark``)."""
 
-    enabled: bool = doc("measure throughput, latency and memory after training", default=False)
-    batch_size: int = doc("batch size of the throughput runs (halved on out-of-memory)", default=256)
-    warmup: int = doc("untimed iterations before each timed run", default=5)
-    iters: int = doc("timed iterations of each throughput run", default=20)
-    latency_iters: int = doc("timed batch-1 iterations for the latency percentiles", default=50)
-    train_step: bool = doc("also time a full training step (on a copy of the model)", default=True)
+    enabled: Bool = doc("measure throughput, latency and memory after training", default=False)
+    batch_size: Int = doc("batch size of the throughput runs (halved on out-of-memory)", default=256)
+    warmup: Int = doc("untimed iterations before each timed run", default=5)
+    iters: Int = doc("timed iterations of each throughput run", default=20)
+    latency_iters: Int = doc("timed batch-1 iterations for the latency percentiles", default=50)
+    train_step: Bool = doc("also time a full training step (on a copy of the model)", default=True)
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "iters", "latency_iters"):
@@ -174,17 +173,17 @@ class MeasureSpec:
             raise ConfigError(f"must be >= 0, got {self.warmup}", "warmup")
 
 
-@dataclass(frozen=True)
+@spec_class
 class DiagnosticsSpec:
     """Gradient-flow and lesion diagnostics (``bench.diagnostics``)."""
 
-    grad_norms: bool = doc(
+    grad_norms: Bool = doc(
         "record grad_norm/<stem|block|head> each epoch (last batch of the epoch, before clipping)",
         default=False,
     )
-    lesion: bool = doc("lesion study after training (Veit et al. 2016)", default=False)
-    lesion_k: tuple[int, ...] = doc("numbers of random blocks deleted together", default=(2, 4, 8))
-    lesion_samples: int = doc("random draws per k", default=5)
+    lesion: Bool = doc("lesion study after training (Veit et al. 2016)", default=False)
+    lesion_k: tuple[Int, ...] = doc("numbers of random blocks deleted together", default=(2, 4, 8))
+    lesion_samples: Int = doc("random draws per k", default=5)
     lesion_split: Literal["val", "test"] = doc("split the lesion accuracies are measured on", default="test")
 
     def __post_init__(self) -> None:
@@ -196,7 +195,7 @@ def _default_arch() -> ArchSpec:
     return cifar_resnet(20)
 
 
-@dataclass(frozen=True)
+@spec_class
 class TrialSpec:
     """Everything one trial needs; parse with ``parse_trial`` (or ``bench.config.parse``)."""
 
@@ -205,7 +204,7 @@ class TrialSpec:
     train: TrainSpec = doc("optimisation and execution", default_factory=TrainSpec)
     measure: MeasureSpec = doc("runtime measurement", default_factory=MeasureSpec)
     diagnostics: DiagnosticsSpec = doc("gradient flow and lesion study", default_factory=DiagnosticsSpec)
-    name: str = doc("trial name (display)", default="")
+    name: Str = doc("trial name (display)", default="")
 
 
 def parse_trial(data: Mapping[str, Any] | None, source: str = "") -> TrialSpec:
@@ -224,16 +223,16 @@ def parse_trial(data: Mapping[str, Any] | None, source: str = "") -> TrialSpec:
     return parse(TrialSpec, data, source=source)
 
 
-@dataclass(frozen=True)
+@spec_class
 class ProxySpec:
     """Which proxies every searched trial logs (``proxy/<name>`` metrics) before it trains."""
 
-    enabled: bool = doc("score each searched trial's untrained network", default=True)
-    names: tuple[str, ...] = doc(
+    enabled: Bool = doc("score each searched trial's untrained network", default=True)
+    names: tuple[Str, ...] = doc(
         "proxies to score (default: the seven built-in ones; registered plugins by name)",
         default=("naswot", "synflow", "grad_norm", "snip", "jacob_cov", "params", "macs"))
-    batch_size: int = doc("images of the one minibatch (from the training split)", default=64)
-    seed: int = doc("seed of the weights and of the minibatch draw", default=0)
+    batch_size: Int = doc("images of the one minibatch (from the training split)", default=64)
+    seed: Int = doc("seed of the weights and of the minibatch draw", default=0)
 
     def __post_init__(self) -> None:
         if not self.names:
@@ -245,14 +244,14 @@ class ProxySpec:
                               "batch_size")
 
 
-@dataclass(frozen=True)
+@spec_class
 class Prescreen:
     """``search.prescreen``: draw ``pool`` configurations, score each untrained network with
     ``proxy`` and train only the best ``keep`` (Optuna: enqueue them as its first trials)."""
 
-    proxy: str = doc("the proxy that ranks the pool (a registered name, e.g. synflow)")
-    pool: int = doc("configurations drawn and scored (grid: a seeded sample of the grid)")
-    keep: int = doc("best-scoring configurations trained (Optuna: enqueued first)")
+    proxy: Str = doc("the proxy that ranks the pool (a registered name, e.g. synflow)")
+    pool: Int = doc("configurations drawn and scored (grid: a seeded sample of the grid)")
+    keep: Int = doc("best-scoring configurations trained (Optuna: enqueued first)")
 
     def __post_init__(self) -> None:
         PROXIES.get(self.proxy, "proxy")
