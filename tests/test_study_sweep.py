@@ -136,3 +136,67 @@ def test_ray_backend_refused_where_ray_is_missing(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2 and "--backend sequential" in proc.stderr, proc.stderr
+
+
+def test_an_interrupted_study_continues_where_it_stopped(tmp_path: Path) -> None:
+    """Ctrl-C during a study on Ray: exit 130 with the parent run ended, not lost; the same
+    command again continues the same run (resume is on by default), so the study ends with one
+    parent run, one child per trial, every epoch logged once, and its verdict."""
+    import signal
+    import time
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    plugins = os.pathsep.join(p for p in (str(REPO / "tests" / "plugins"),
+                                          os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "RESBENCH_CACHE": str(tmp_path / "cache"), "PYTHONPATH": plugins}
+    epochs = 60
+    cmd = [sys.executable, "-m", "launchers.study", "toy_depth_width", "--plugin", "toy_study",
+           "--form", "cpu", "--set", f"train.epochs={epochs}", "--out", str(tmp_path),
+           "--tracking-uri", uri, "--storage", str(tmp_path / "ray")]
+    client = mlflow.MlflowClient(uri)
+    client.search_experiments()  # the store exists before it is polled
+
+    def epochs_logged() -> list[int]:
+        exp = client.get_experiment_by_name("study-toy_depth_width")
+        if exp is None:
+            return []
+        return [len(client.get_metric_history(r.info.run_id, "val_acc"))
+                for r in client.search_runs([exp.experiment_id])
+                if "mlflow.parentRunId" in r.data.tags]
+
+    log = tmp_path / "first.log"
+    with open(log, "w") as out:  # SIGINT at its default in the child (see test_sweep's Ctrl-C)
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 240
+        while proc.poll() is None and not any(n >= 2 for n in epochs_logged()):
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        assert proc.poll() is None, "the study ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    first = log.read_text()
+    assert proc.returncode == 130, first[-3000:]
+    assert "Traceback" not in first
+    assert min(epochs_logged() or [0]) < epochs  # it was stopped before it could finish
+
+    again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "continuing" in again.stdout + again.stderr
+    exp = client.get_experiment_by_name("study-toy_depth_width")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    kids = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(kids) == 2, [r.data.tags for r in runs]
+    assert all(k.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for k in kids)
+    assert all(k.info.status == "FINISHED" for k in kids) and parents[0].info.status == "FINISHED"
+    for kid in kids:  # every epoch once: the resumed trial went on from its checkpoint
+        steps = [m.step for m in client.get_metric_history(kid.info.run_id, "val_acc")]
+        assert sorted(steps) == list(range(1, epochs + 1)), steps
+    assert parents[0].data.tags["resbench.study"] == "toy_depth_width"
+    doc = json.loads((tmp_path / "toy_depth_width.cpu.json").read_text())
+    assert [t["status"] for t in doc["trials"]] == ["completed", "completed"]
