@@ -233,19 +233,44 @@ def _adapter(cls: type) -> TypeAdapter[Any]:
     return TypeAdapter(cls)
 
 
-def _dataclass_at(cls: Any, loc: tuple[Any, ...]) -> Any:
-    """The dataclass a pydantic error location points into (for the valid keys of an unknown
-    one): walks fields, tuple items, mapping values and optional members."""
-    tp = cls
+def _base(tp: Any) -> Any:
+    """``tp`` without ``Annotated`` and, for ``X | None``, without the None."""
+    while True:
+        if get_origin(tp) is Annotated:
+            tp = get_args(tp)[0]
+        elif get_origin(tp) in (Union, types.UnionType):
+            members = [a for a in get_args(tp) if a is not type(None)]
+            if len(members) != 1:
+                return tp
+            tp = members[0]
+        else:
+            return tp
+
+
+def _is_union(tp: Any) -> bool:
+    return get_origin(tp) in (Union, types.UnionType)
+
+
+def _walk(cls: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
+    """(the key parts of a pydantic error location, the type it ends in), walking the types of
+    ``cls``: fields, tuple items, mapping values. Where a field is a union of several types,
+    pydantic adds the member it tried to the location: that part is no key and is dropped (a
+    key of the same name is kept: the types, not the words, tell them apart)."""
+    keys: list[Any] = []
+    tp: Any = cls
     for part in loc:
-        while True:
-            origin, args = get_origin(tp), get_args(tp)
-            if origin in (Union, types.UnionType):
-                members = [a for a in args if dataclasses.is_dataclass(a)
-                           or get_origin(a) in (tuple, list, dict)]
-                tp = members[0] if members else None
-            else:
-                break
+        tp = _base(tp) if tp is not None else None
+        if tp is not None and _is_union(tp):  # this part names a member, not a key
+            members = [_base(a) for a in get_args(tp) if a is not type(None)]
+            tp = next((m for m in members if dataclasses.is_dataclass(m)
+                       and m.__name__ == part), None)
+            continue
+        if part == "[key]":  # the mapping key itself was rejected: the path ends at the key
+            tp = None
+            continue
+        keys.append(part)
+        if tp is None:
+            continue
         if dataclasses.is_dataclass(tp) and isinstance(part, str):
             tp = field_types(tp).get(part)
         elif get_origin(tp) in (tuple, list) and isinstance(part, int):
@@ -253,28 +278,35 @@ def _dataclass_at(cls: Any, loc: tuple[Any, ...]) -> Any:
         elif get_origin(tp) is dict:
             tp = get_args(tp)[1]
         else:
-            return None
-    return tp if dataclasses.is_dataclass(tp) else None
+            tp = None
+    return tuple(keys), (_base(tp) if tp is not None else None)
 
 
-# pydantic's tags inside a location (union members, validator functions): not key path parts
-_TAGS = {"int", "float", "str", "bool", "none", "list", "dict", "literal", "union", "tuple",
-         "json-or-python", "dataclass-args", "dataclass", "model"}
+# pydantic's member tags in a location where the types are not known (a pydantic model's
+# flat fields, ``bench.spec.params``): scalar type names, ``literal[...]``, ``function-...``
+_TAGS = {"int", "float", "str", "bool", "none", "list", "dict", "tuple"}
 
 
-def _loc_path(loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], str]:
-    """(the location without pydantic's tags, as a key path ``a.b[2].c``)."""
-    keep: list[Any] = []
-    for part in loc:
-        text = str(part)
-        if isinstance(part, str) and ("[" in text or text in _TAGS or text.startswith("function-")
-                                      or text.startswith("literal[")):
-            continue
-        keep.append(part)
+def _loc_path(loc: tuple[Any, ...], cls: Any = None) -> tuple[tuple[Any, ...], str]:
+    """(the key parts of a location, as a key path ``a.b[2].c``)."""
+    if cls is not None:
+        keep = list(_walk(cls, loc)[0])
+    else:
+        keep = [p for p in loc if not (isinstance(p, str) and (
+            "[" in p or p in _TAGS or p.startswith("function-")))]
     path = ""
     for part in keep:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return tuple(keep), path
+
+
+def _string_keys(value: Any) -> Any:
+    """Mapping keys as strings at every level (YAML reads ``1:`` as an integer key)."""
+    if isinstance(value, Mapping):
+        return {str(k): _string_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_string_keys(v) for v in value]
+    return value
 
 
 _EXPECTED = {
@@ -293,9 +325,11 @@ def validation_error(exc: ValidationError, cls: Any = None, what: str = "key",
     the ``cls`` dataclass the key is in; for a union every member). ``drop``: leading location
     parts that are not keys (a discriminated union's tag)."""
     errors = [{**e, "loc": tuple(e["loc"])[drop:]} for e in exc.errors(include_url=False)]
+    # an unknown key first (a misspelt required one is also reported missing): it says why
+    errors.sort(key=lambda e: e["type"] not in ("extra_forbidden", "unexpected_keyword_argument"))
     err = errors[0]
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    loc, path = _loc_path(err["loc"])
+    loc, path = _loc_path(err["loc"], cls)
     inner = ctx.get("error")
     if kind == "value_error" and isinstance(inner, ConfigError):  # raised by a __post_init__
         return inner.at(path)
@@ -304,8 +338,9 @@ def validation_error(exc: ValidationError, cls: Any = None, what: str = "key",
         if valid_keys is not None:
             valid = list(valid_keys)
         else:
-            owner = _dataclass_at(cls, loc[:-1]) if cls is not None else None
-            valid = sorted(f.name for f in dataclasses.fields(owner)) if owner else []
+            owner = _walk(cls, err["loc"][:-1])[1] if cls is not None else None
+            valid = (sorted(f.name for f in dataclasses.fields(owner))
+                     if dataclasses.is_dataclass(owner) else [])
         label = "valid keys" if what == "key" else "valid"
         listed = f"; {label}: {', '.join(valid)}" if valid else ""
         return ConfigError(f"unknown {what} {key!r}{did_you_mean(key, valid)}{listed}", path)
@@ -318,7 +353,7 @@ def validation_error(exc: ValidationError, cls: Any = None, what: str = "key",
         expected = ", ".join(shown_valid)
         valid = [v.strip("'") for v in shown_valid]
     # a union: every member failed at the same place; name them all
-    same = [e for e in errors if _loc_path(e["loc"])[0] == loc]
+    same = [e for e in errors if _loc_path(e["loc"], cls)[0] == loc]
     if len(same) > 1:
         wants = []
         for e in same:
@@ -353,7 +388,7 @@ def parse(cls: type[T], data: Any, path: str = "", source: str = "") -> T:
         if not isinstance(data, Mapping):
             raise ConfigError(f"expected a mapping ({cls.__name__}), got {shown(data)}", path)
         try:
-            return _adapter(cls).validate_python(dict(data))
+            return _adapter(cls).validate_python(_string_keys(data))
         except ValidationError as exc:
             raise validation_error(exc, cls).at(path) from None
     except ConfigError as exc:

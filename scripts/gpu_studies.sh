@@ -30,14 +30,14 @@ cd "$(dirname "$0")/.."
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
 fi
-# pydantic (the spec layer) from brought wheels on a host without it and without network
-if ! "$PYTHON" -c 'import pydantic' 2>/dev/null; then
+# pydantic 2 (the spec layer) from brought wheels on a host without it and without network
+if ! "$PYTHON" -c 'import sys, pydantic; sys.exit(int(pydantic.VERSION.split(".")[0]) < 2)' 2>/dev/null; then
   if compgen -G ".whl/*.whl" > /dev/null; then
     SITE=$(mktemp -d "${TMPDIR:-/tmp}/resbench-site.XXXXXX")
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/*.whl
     export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
   else
-    echo "error: pydantic is missing: pip install pydantic, or bring its wheels into .whl/" \
+    echo "error: pydantic 2 is missing: pip install 'pydantic>=2.6', or bring its wheels into .whl/" \
          "(scripts/fetch_wheels.sh)" >&2
     exit 2
   fi

@@ -13,6 +13,7 @@ from bench.config import (
     Int,
     Str,
     apply_overrides,
+    doc,
     flatten,
     json_schema,
     parse,
@@ -68,6 +69,45 @@ def test_parse_errors_name_path_value_and_choices(data, fragments):
     assert msg.startswith("space.yaml: ")
     for fragment in fragments:
         assert fragment in msg
+
+
+@spec_class
+class Keep:
+    keep: Int = 1
+
+
+@spec_class
+class Holder:
+    model: Str  # a key spelt like one of pydantic's location tags
+    opt: Keep | None = None
+    mixed: Str | Int = "a"
+    table: dict[str, Keep] = doc("a mapping of specs", default_factory=dict)
+
+
+@pytest.mark.parametrize(
+    ("data", "fragments"),
+    [
+        ({"model": 5}, ["h.yaml: model: expected a string, got 5"]),
+        ({"modle": "x"}, ["modle: unknown key 'modle' (did you mean 'model'?); valid keys: "
+                          "mixed, model, opt, table"]),  # not "model: required key is missing"
+        ({"model": "x", "opt": {"kep": 1}},
+         ["opt.kep: unknown key 'kep' (did you mean 'keep'?); valid keys: keep"]),
+        ({"model": "x", "table": {"model": {"kep": 2}}},
+         ["table.model.kep: unknown key 'kep' (did you mean 'keep'?); valid keys: keep"]),
+        ({"model": "x", "table": {"model": {"keep": "2"}}},
+         ["table.model.keep: expected an integer, got '2'"]),
+        ({"model": "x", 1: 2}, ["1: unknown key '1'; valid keys: mixed, model, opt, table"]),
+        ({"model": "x", "mixed": 1.5}, ["mixed: expected a string or an integer, got 1.5"]),
+    ],
+)
+def test_error_paths_follow_the_types(data, fragments):
+    """Key paths come from walking the spec's types: a union's member tag is dropped, a key of
+    the same name kept; an unknown key is reported before the required key it misspells, with
+    the valid keys of the spec it is in (an optional one too)."""
+    with pytest.raises(ConfigError) as info:
+        parse(Holder, data, source="h.yaml")
+    for fragment in fragments:
+        assert fragment in str(info.value)
 
 
 def test_bool_is_not_an_int():
