@@ -772,6 +772,69 @@ def max_node_resources() -> tuple[float, float]:
             max((float(r.get("GPU", 0.0)) for r in nodes), default=0.0))
 
 
+# Checkpoints a trial keeps. Ray's own pruning (CheckpointConfig.num_to_keep) deletes an old
+# checkpoint as soon as a new one is registered, while the experiment snapshot that --resume
+# restores from is written every few seconds and copied to the storage asynchronously: a
+# Ctrl-C could leave a snapshot naming a checkpoint already deleted, and that trial could not
+# resume ("does not exist on storage anymore"; seen with sub-second epochs and two kept). So
+# resbench prunes: the newest KEEP_CHECKPOINTS stay, an older one goes once it has been
+# superseded for CHECKPOINT_GRACE_S (no snapshot is that old), and at the end of a sweep every
+# trial's folder is cut down to its newest KEEP_CHECKPOINTS.
+KEEP_CHECKPOINTS = 2
+CHECKPOINT_GRACE_S = 60.0
+
+
+class CheckpointPruner(Callback):
+    """Deletes superseded checkpoints on the storage (see ``KEEP_CHECKPOINTS``)."""
+
+    def __init__(self, keep: int = KEEP_CHECKPOINTS, grace_s: float = CHECKPOINT_GRACE_S) -> None:
+        self.keep, self.grace_s = keep, grace_s
+        # trial id -> [superseded at (monotonic) or None, filesystem, path], oldest first
+        self._saved: dict[str, list[list[Any]]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled into tuner.pkl: the settings only
+        return {"keep": self.keep, "grace_s": self.grace_s, "_saved": {}}
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
+                      **info: Any) -> None:
+        now = time.monotonic()
+        saved = self._saved.setdefault(str(trial.trial_id), [])
+        if saved and saved[-1][0] is None:
+            saved[-1][0] = now
+        saved.append([None, checkpoint.filesystem, checkpoint.path])
+        for entry in list(saved[:-self.keep]):
+            if entry[0] is not None and now - entry[0] >= self.grace_s:
+                _delete_dir(entry[1], entry[2])
+                saved.remove(entry)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        from pyarrow import fs as pafs
+
+        for trial in trials:
+            latest = trial.checkpoint
+            if latest is None:
+                continue
+            folder = str(Path(latest.path).parent)
+            try:
+                found = latest.filesystem.get_file_info(pafs.FileSelector(folder))
+            except Exception:  # noqa: BLE001 - the folder may be gone; nothing to prune
+                continue
+            names = sorted(i.path for i in found if i.type == pafs.FileType.Directory
+                           and Path(i.path).name.startswith("checkpoint_"))
+            for path in names[:-self.keep]:
+                _delete_dir(latest.filesystem, path)
+        self._saved.clear()
+
+
+def _delete_dir(filesystem: Any, path: str) -> None:
+    try:
+        filesystem.delete_dir(path)
+    except FileNotFoundError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - a checkpoint left behind costs disk, not the sweep
+        print(f"warning: could not delete the superseded checkpoint {path}: {exc}", flush=True)
+
+
 def make_tuner(space: SearchSpace, kind: str, configs: list[dict[str, Any]] | None,
                storage_path: str, name: str, callbacks: list, gpu: float,
                points: list[dict[str, Any]] | None = None) -> tune.Tuner:
@@ -796,12 +859,12 @@ def make_tuner(space: SearchSpace, kind: str, configs: list[dict[str, Any]] | No
                                  trial_name_creator=_trial_name,
                                  trial_dirname_creator=_trial_name)
     run_config = RunConfig(
-        name=name, storage_path=storage_path, callbacks=[*callbacks, JsonLoggerCallback(),
-                                                         CSVLoggerCallback()],
+        name=name, storage_path=storage_path,
+        callbacks=[*callbacks, CheckpointPruner(), JsonLoggerCallback(), CSVLoggerCallback()],
         failure_config=FailureConfig(max_failures=s.max_failures),
-        # Two kept: the experiment snapshot a Ctrl-C leaves behind may name the checkpoint
-        # before the last (seen with sub-second epochs), which must still exist to resume.
-        checkpoint_config=CheckpointConfig(num_to_keep=2), verbose=0,
+        # Ray keeps every checkpoint; CheckpointPruner deletes them once no snapshot can name
+        # them (Ray's num_to_keep deletes them too early for --resume).
+        checkpoint_config=CheckpointConfig(num_to_keep=None), verbose=0,
     )
     return tune.Tuner(trainable(space, gpu), param_space=param_space, tune_config=tune_config,
                       run_config=run_config)
