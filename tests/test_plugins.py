@@ -90,6 +90,39 @@ def test_plugin_dataset_is_priced_at_its_image_size(tmp_path) -> None:
         DATASETS.unregister("test_gray16")
 
 
+def test_a_dataset_in_one_file_trains_and_is_priced_at_its_size(tmp_path) -> None:
+    """tests/plugins/bars.py registers a 1-channel 16x16 dataset (loader, classes, shape, split
+    sizes): `launchers.train --plugin bars` trains on it with the net fitted to its shape, and a
+    sweep's MACs budget is priced at 1x16x16 (the same nets at 3x32x32 are all over it)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), str(REPO)])}
+    out = tmp_path / "bars.json"
+    ran = subprocess.run(
+        [sys.executable, "-m", "launchers.train", "--plugin", "bars", "--arch", "resnet8",
+         "--set", "data.name=bars", "--set", "arch.width=4", "--set", "train.epochs=2",
+         "--set", "train.device=cpu", "--set", "train.threads=1", "--set", "data.flip=false",
+         "--quiet", "--json", str(out)], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    record = json.loads(out.read_text())
+    assert record["status"] == "completed"
+    assert (record["env"]["in_chans"], record["env"]["input_size"],
+            record["env"]["num_classes"]) == ("1", "16", "2")
+    assert record["metrics"]["test_images"] == 128 and record["metrics"]["test_acc"] > 70
+    for dataset, rc in (("bars", 0), ("digits", 2)):  # digits: 3x32x32, every net over 2M MACs
+        space = tmp_path / f"{dataset}.yaml"
+        space.write_text(yaml.safe_dump({
+            "name": "bars", "plugins": ["bars"], "dataset": dataset, "arch": {"width": 8},
+            "space": {"depth": {"grid": [8, 14]}}, "constraints": {"max_macs": "2M"}}))
+        dry = subprocess.run([sys.executable, "-m", "launchers.sweep", "--space", str(space),
+                              "--dry-run", "--no-estimate"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert dry.returncode == rc, dry.stdout + dry.stderr
+        if dataset == "bars":
+            assert "0 rejected by constraints, 2 to run" in dry.stdout
+        else:
+            assert "no architecture of the space meets the budget" in dry.stderr
+
+
 def test_entry_point_plugins_load_through_importlib_metadata(tmp_path) -> None:
     dist = tmp_path / "resbench_test_plugin-1.0.dist-info"
     dist.mkdir()
