@@ -48,9 +48,9 @@ def configure_environment(local: bool) -> None:
         # Ctrl-C raises KeyboardInterrupt here (exit 130); the experiment state saved every few
         # seconds is what --resume continues from.
         "TUNE_DISABLE_SIGINT_HANDLER": "1",
-        "TUNE_GLOBAL_CHECKPOINT_S": "5",
-        # The experiment snapshot --resume restores from is written every 5 s (above), which
-        # Tune would warn about each time.
+        "TUNE_GLOBAL_CHECKPOINT_S": "1",
+        # The experiment snapshot --resume restores from (and the storage's copy of the trial
+        # results) is written every second (above), which Tune would warn about each time.
         "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
         "RAY_USAGE_STATS_ENABLED": "0",
     }
