@@ -119,14 +119,14 @@ def import_results(path: str | Path, tracking_uri: str | None = None,
         child_tags = {"resbench.kind": "reference" if rec.get("measure_only") else "search",
                       "resbench.label": rec.get("label", role), "resbench.sweep_id": sweep_id,
                       "resbench.study": name, "resbench.study_role": role}
-        run_id, last = tracker.trial_run(parent, role, str(rec.get("label") or role),
+        run_id, logged = tracker.trial_run(parent, role, str(rec.get("label") or role),
                                          {**flatten(rec.get("spec") or {}), "study.role": role},
                                          child_tags)
         history = rec.get("history") or []
         step = 0
         for entry in history:
             step = int(entry.get("epoch") or 0)
-            if step > last:
+            if step > 0 and step not in logged:
                 tracker.log_metrics(run_id, entry, step=step)
         per_epoch = set(history[-1]) if history else set()
         final = {k: v for k, v in (rec.get("metrics") or {}).items() if k not in per_epoch}

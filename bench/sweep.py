@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -372,6 +372,7 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
             print(f"note: resources.gpu={gpu:g} but the cluster has no GPU; trials run on CPU")
             gpu = 0.0
         found: list[TrialRecord] = []
+        logged: dict[str, set[int]] = {}
         jobs = []
         if search is None:
             jobs.append(("search", None))
@@ -391,8 +392,9 @@ def run_sweep(args: argparse.Namespace, space: Any, digest: str, state: dict[str
                                       configs, sweep_dir, name, callbacks, gpu, points)
             results = tuner.fit()
             found += rt.outcomes(results, space)
+            logged.update(callbacks[0].logged())  # a restored tuner's own copy stays unknown
         found += [_rejected_outcome(p) for p in rejected]
-        _reconcile(tracker, target, space, found)
+        _reconcile(tracker, target, space, found, logged)
         failed = [o for o in found if o.status == "failed"]
         lines, metrics, best = summarize(space, found, args.top)
         print("\n".join(lines))
@@ -516,18 +518,30 @@ def _rejected_outcome(p: Planned) -> Any:
                        "rejected", {"params": float(p.params), "macs": float(p.macs)}, p.rejected)
 
 
-def _reconcile(tracker: Any, target: Any, space: Any, found: list[Any]) -> None:
-    """Make MLflow agree with Ray's final state: every trial exactly once, ended with its status
-    (repairs runs a killed driver left RUNNING or never created)."""
+def _reconcile(tracker: Any, target: Any, space: Any, found: list[Any],
+               logged: Mapping[str, set[int]]) -> None:
+    """Make MLflow agree with Ray's final state: every trial exactly once, ended with its status,
+    with every epoch Ray holds (repairs runs a killed driver left RUNNING or never created, and
+    epochs a tracking outage kept out). ``logged``: trial id -> the epochs the live callbacks
+    know are in the store; a trial they do not vouch for is read back from the store."""
     from bench.tune import TrackingCallback
 
-    ended = tracker.ended_trials(target.parent_id)
+    runs = tracker.trial_runs(target.parent_id)
     fixer = TrackingCallback(target, space, tracker=tracker)
     for o in found:
-        if ended.get(o.trial_id) == o.status:
-            continue
         if o.status == "rejected" and o.trial_id.startswith("rejected-"):
             continue  # recorded before the sweep
+        status, run_id = runs.get(o.trial_id, (None, ""))
+        if status == o.status:
+            epochs = {int(row.get("epoch") or 0) for row in o.history} - {0}
+            have = logged.get(o.trial_id)
+            if have is None or not epochs <= have:
+                have = tracker.logged_steps(run_id)
+            if epochs <= have:
+                continue
+            for row in o.history:  # ended as it should be, but with a gap: fill only that
+                fixer.log_result(o.trial_id, o.config, row)
+            continue
         for row in o.history:
             fixer.log_result(o.trial_id, o.config, row)
         fixer.finish(o.trial_id, o.config, o.metrics, o.status, o.message)

@@ -447,24 +447,27 @@ class Tracker:
         return found[0] if found else None
 
     def trial_run(self, parent_id: str, trial_id: str, run_name: str, params: Mapping[str, Any],
-                  tags: Mapping[str, str]) -> tuple[str, int]:
-        """(run id, last per-epoch step logged) of a trial's child run, creating it once."""
+                  tags: Mapping[str, str]) -> tuple[str, set[int]]:
+        """(run id, the per-epoch steps it has logged) of a trial's child run, creating it
+        once. The steps, not only the last one: an epoch lost to an outage leaves a gap that
+        a repair must see."""
         run = self.find_trial(parent_id, trial_id)
         if run is not None:
             run_id = run.info.run_id
             if run.info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
             self.log_tags(run_id, {TAG_STATUS: "running"})
-            return run_id, self.last_step(run_id)
+            return run_id, self.logged_steps(run_id)
         run = self.client.create_run(
             self.setup(), run_name=run_name,
             tags=redact({**tags, TAG_PARENT: parent_id, TAG_TRIAL: trial_id, TAG_STATUS: "running"}))
         self.log_params(run.info.run_id, params)
-        return run.info.run_id, 0
+        return run.info.run_id, set()
 
-    def last_step(self, run_id: str, key: str = "epoch") -> int:
-        history = self.client.get_metric_history(run_id, key)
-        return max((m.step for m in history), default=0)
+    def logged_steps(self, run_id: str, key: str = "epoch") -> set[int]:
+        """The steps at which ``key`` was logged (an epoch's metrics go in one batch, so its
+        ``epoch`` stands for all of them)."""
+        return {int(m.step) for m in self.client.get_metric_history(run_id, key)}
 
     def end_trial(self, run_id: str, status: str, metrics: Mapping[str, Any] | None = None,
                   step: int = 0, error: str = "", tags: Mapping[str, str] | None = None) -> None:
@@ -483,8 +486,12 @@ class Tracker:
     def ended_trials(self, parent_id: str) -> dict[str, str | None]:
         """trial id -> the resbench status of each child run of ``parent_id`` (None while its
         run is still RUNNING): what a reconcile or an import compares with."""
+        return {trial: status for trial, (status, _) in self.trial_runs(parent_id).items()}
+
+    def trial_runs(self, parent_id: str) -> dict[str, tuple[str | None, str]]:
+        """trial id -> (status as in ``ended_trials``, run id) of each child of ``parent_id``."""
         return {r.data.tags.get(TAG_TRIAL, ""): (None if r.info.status == "RUNNING"
-                                                 else r.data.tags.get(TAG_STATUS))
+                                                 else r.data.tags.get(TAG_STATUS), r.info.run_id)
                 for r in self.children(parent_id)}
 
     def children(self, parent_id: str) -> list:

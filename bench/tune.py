@@ -449,19 +449,26 @@ class TrackingCallback(Callback):
         self.target = target
         self.space = space
         self._tracker: Any = tracker  # None: opened on first use (in the process Ray runs it)
-        self._runs: dict[str, list] = {}  # trial id -> [run id, last epoch logged]
+        self._runs: dict[str, list] = {}  # trial id -> [run id, epochs logged, env logged]
         self._nodes: dict[str, str] = {}  # trial id -> node id tagged
+        # trial id -> epoch -> (its metrics, when first reported): what a failed write left
+        # unlogged, sent again (same timestamp, so a write the store did take is not doubled)
+        # before anything newer
+        self._pending: dict[str, dict[int, tuple[dict[str, float], int]]] = {}
         self.warned = False
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_tracker"] = None
-        state["_runs"] = {}
-        state["_nodes"] = {}
+        state.update(_tracker=None, _runs={}, _nodes={}, _pending={})
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({"_nodes": {}, **state})
+        self.__dict__.update({"_nodes": {}, "_pending": {}, **state})
+
+    def logged(self) -> dict[str, set[int]]:
+        """trial id -> the epochs this callback knows its run holds (what the store had when
+        the run was opened, plus every write since that succeeded)."""
+        return {trial: set(entry[1]) for trial, entry in self._runs.items()}
 
     @property
     def tracker(self) -> Any:
@@ -496,7 +503,7 @@ class TrackingCallback(Callback):
                 self.target.parent_id, trial_id, spec.name or spec.arch.label,
                 {k: v for k, v in params.items() if k not in RESOLVED_PARAMS}, tags)
             self.tracker.log_text(run_id, trial_yaml(spec), TRIAL_ARTIFACT)
-            entry = self._runs[trial_id] = [run_id, last, False]
+            entry = self._runs[trial_id] = [run_id, set(last), False]
         return entry
 
     def log_ran(self, entry: list, result: Mapping[str, Any]) -> None:
@@ -517,17 +524,22 @@ class TrackingCallback(Callback):
 
     def log_result(self, trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any]
                    ) -> None:
+        step = int(result.get("epoch", 0) or 0)
+        pending = self._pending.setdefault(trial_id, {})
+        if step > 0 and step not in pending:  # queued first: a failure below cannot lose it
+            pending[step] = (epoch_metrics(result), int(time.time() * 1000))
         entry = self.run_for(trial_id, config)
+        for epoch in sorted(pending):  # oldest first, each epoch once
+            if epoch not in entry[1]:
+                metrics, stamp = pending[epoch]
+                self.tracker.log_metrics(entry[0], metrics, step=epoch, timestamp_ms=stamp)
+                entry[1].add(epoch)
+            del pending[epoch]
         node = result.get(NODE_KEY)
         if node and self._nodes.get(trial_id) != node:  # where it runs (a retry may move it)
             self.tracker.log_tags(entry[0], {TAG_NODE: str(node)})
             self._nodes[trial_id] = str(node)
         self.log_ran(entry, result)
-        step = int(result.get("epoch", 0) or 0)
-        if step <= entry[1]:
-            return
-        self.tracker.log_metrics(entry[0], epoch_metrics(result), step=step)
-        entry[1] = step
 
     def finish(self, trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any] | None,
                status: str, error: str = "") -> None:
