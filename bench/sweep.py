@@ -524,7 +524,7 @@ def _reconcile(tracker: Any, target: Any, space: Any, found: list[Any],
     with every epoch Ray holds (repairs runs a killed driver left RUNNING or never created, and
     epochs a tracking outage kept out). ``logged``: trial id -> the epochs the live callbacks
     know are in the store; a trial they do not vouch for is read back from the store."""
-    from bench.tune import TrackingCallback
+    from bench.tune import TrackingCallback, epoch_metrics
 
     runs = tracker.trial_runs(target.parent_id)
     fixer = TrackingCallback(target, space, tracker=tracker)
@@ -532,15 +532,14 @@ def _reconcile(tracker: Any, target: Any, space: Any, found: list[Any],
         if o.status == "rejected" and o.trial_id.startswith("rejected-"):
             continue  # recorded before the sweep
         status, run_id = runs.get(o.trial_id, (None, ""))
-        if status == o.status:
+        if status == o.status:  # ended as it should be; fill a gap only (it stays ended)
             epochs = {int(row.get("epoch") or 0) for row in o.history} - {0}
             have = logged.get(o.trial_id)
             if have is None or not epochs <= have:
                 have = tracker.logged_steps(run_id)
-            if epochs <= have:
-                continue
-            for row in o.history:  # ended as it should be, but with a gap: fill only that
-                fixer.log_result(o.trial_id, o.config, row)
+            for row in o.history:
+                if int(row.get("epoch") or 0) in epochs - have:
+                    tracker.log_metrics(run_id, epoch_metrics(row), step=int(row["epoch"]))
             continue
         for row in o.history:
             fixer.log_result(o.trial_id, o.config, row)

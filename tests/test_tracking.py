@@ -227,3 +227,29 @@ def test_a_pytorch_model_is_logged_with_a_signature_and_registered(store):
     info = mlflow.models.get_model_info(model_uri)
     [inp] = info.signature.inputs.inputs
     assert inp.shape == (-1, 3, 2, 2) and inp.type == np.dtype("float32")
+
+
+def test_reconcile_fills_a_gap_in_a_run_that_ended_right(store):
+    """An epoch a tracking outage kept out of a run that then ended as it should: the end-of-
+    sweep reconcile logs that epoch alone (once) and leaves the run ended, not re-opened."""
+    from bench.record import TrialRecord
+    from bench.sweep import _reconcile
+    from bench.tune import TrackingTarget
+
+    uri, artifacts = store
+    tracker = Tracker(uri, "exp-gap", artifacts)
+    parent = tracker.start_sweep("sweep-gap", "sweep-gap", {}, {}, {})
+    run, _ = tracker.trial_run(parent, "t1", "resnet8", {}, {})
+    history = [{"epoch": e, "val_acc": 10.0 * e, "train_loss": 1.0 / e} for e in (1, 2, 3)]
+    for row in history[1:]:  # epoch 1 lost
+        tracker.log_metrics(run, row, step=row["epoch"])
+    tracker.end_trial(run, "completed", {"test_acc": 30.0}, step=3)
+    target = TrackingTarget(uri, "exp-gap", artifacts, parent, "sweep-gap")
+    found = [TrialRecord("t1", "search", {}, "resnet8", "completed", {"epoch": 3}, history=history)]
+    for logged in ({"t1": {2, 3}}, {}, {"t1": {1, 2, 3}}):  # the callback's view, none, all
+        _reconcile(tracker, target, None, found, logged)
+    client = mlflow.MlflowClient(uri)
+    assert sorted(m.step for m in client.get_metric_history(run, "val_acc")) == [1, 2, 3]
+    ended = client.get_run(run)
+    assert ended.info.status == "FINISHED" and ended.data.tags["resbench.status"] == "completed"
+    tracker.end_sweep(parent, "completed", {})
