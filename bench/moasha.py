@@ -1,5 +1,6 @@
-"""Multi-objective asynchronous successive halving (MO-ASHA, Schmucker et al. 2021) as a Ray
-Tune scheduler, ``scheduler: {type: mo_asha}`` in a space file.
+"""Multi-objective asynchronous successive halving (MO-ASHA, Schmucker et al. 2021),
+``scheduler: {type: mo_asha}`` in a space file: its rungs and its ranking, with no Ray (the Ray
+Tune scheduler that applies them is ``bench.tune.MOASHAScheduler``).
 
 Rungs are ASHA's: ``grace_period * reduction_factor**k`` epochs, up to the epoch before the last
 (a rung at the last epoch would save nothing). When a trial reaches a rung, its values of all the
@@ -18,14 +19,10 @@ The decision uses only what the trainable reports, so it works under every searc
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
-
-from bench.pareto import Point, TieBreak, oriented, rank
+from bench.pareto import Point, TieBreak, rank
 
 
 def rung_levels(grace_period: int, max_t: int, reduction_factor: float) -> list[float]:
@@ -54,70 +51,4 @@ class Decision:
     action: str
 
 
-class MOASHAScheduler(FIFOScheduler):
-    """MO-ASHA over ``objectives`` (metric -> "max" | "min"), by the ``time_attr`` epochs."""
-
-    def __init__(self, objectives: Mapping[str, str], *, time_attr: str = "epoch",
-                 max_t: int, grace_period: int = 1, reduction_factor: float = 2.0,
-                 tie_break: TieBreak = "epsnet") -> None:
-        if len(objectives) < 2:
-            raise ValueError("MO-ASHA needs two or more objectives; use ASHA for one")
-        if grace_period < 1 or max_t < grace_period or reduction_factor <= 1:
-            raise ValueError("need 1 <= grace_period <= max_t and reduction_factor > 1")
-        super().__init__()
-        self.objectives = dict(objectives)
-        self._metric = next(iter(self.objectives))  # what Tune checks every result reports
-        self.time_attr = time_attr
-        self.reduction_factor = reduction_factor
-        self.tie_break = tie_break
-        self.milestones = rung_levels(grace_period, max_t, reduction_factor)
-        self.rungs: dict[float, dict[str, Point]] = {m: {} for m in self.milestones}
-        self.decisions: list[Decision] = []
-
-    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
-        return True  # the objectives come from the space file, never from TuneConfig
-
-    def _point(self, result: Mapping[str, Any]) -> Point | None:
-        if any(k not in result for k in self.objectives):
-            return None
-        point = oriented(result, self.objectives)
-        return tuple(-math.inf if math.isnan(v) else v for v in point)  # NaN ranks last
-
-    def _record(self, trial_id: str, result: Mapping[str, Any]) -> str:
-        t = result.get(self.time_attr)
-        point = self._point(result)
-        if t is None or point is None:
-            return TrialScheduler.CONTINUE
-        reached = [m for m in self.milestones if float(t) >= m]
-        if not reached or trial_id in self.rungs[reached[-1]]:
-            return TrialScheduler.CONTINUE
-        milestone = reached[-1]
-        recorded = self.rungs[milestone]
-        recorded[trial_id] = point
-        keep = promoted(recorded, trial_id, self.reduction_factor, self.tie_break)
-        action = TrialScheduler.CONTINUE if keep else TrialScheduler.STOP
-        self.decisions.append(Decision(trial_id, milestone, len(recorded), action))
-        return action
-
-    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        return self._record(trial.trial_id, result)
-
-    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        if result:
-            self._record(trial.trial_id, result)
-
-    def debug_string(self) -> str:
-        stopped = sum(d.action == TrialScheduler.STOP for d in self.decisions)
-        rungs = " | ".join(f"epoch {m:g}: {len(r)} trials" for m, r in self.rungs.items())
-        return f"Using MO-ASHA ({self.tie_break}): {stopped} stopped; {rungs}"
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
-
-
-__all__ = ["Decision", "MOASHAScheduler", "promoted", "rung_levels"]
+__all__ = ["Decision", "promoted", "rung_levels"]

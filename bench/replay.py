@@ -3,9 +3,9 @@
 ``load_recorded`` reads a sweep's MLflow runs back into a table: per sampled configuration its
 per-epoch ``val_acc`` / ``val_loss`` curve, its cost and its zero-cost proxy scores, with the
 sweep's resolved space (from the parent run's ``space.resolved.json``). ``replay`` then runs a
-real Ray Tune experiment whose trainable reports the recorded epochs instead of training, so
-the real Optuna samplers (``bench.tune.make_searcher``) and the real schedulers
-(``bench.tune.make_scheduler``: ASHA, MO-ASHA) decide, under a budget of epochs: a stopper ends
+real Ray Tune experiment (``bench.tune.run_replay``) whose trainable reports the recorded epochs
+instead of training, so the real Optuna samplers (``bench.tune.make_searcher``) and the real
+schedulers (``bench.tune.make_scheduler``: ASHA, MO-ASHA) decide, under a budget of epochs: a stopper ends
 the experiment once the trials have reported that many epochs in all. One trial runs at a time,
 so a replay is a deterministic function of its variant and seed.
 
@@ -26,11 +26,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from ray import tune
-from ray.tune import RunConfig, TuneConfig
-from ray.tune.schedulers import FIFOScheduler
-from ray.tune.stopper import Stopper
 
 from bench.errors import ConfigError
 from bench.pareto import hypervolume_2d
@@ -99,6 +94,17 @@ class Table:
     def hypervolume(self, records: Sequence[Recorded]) -> float:
         return hypervolume_2d([(r.final_acc, -r.cost["macs"]) for r in records],
                               self.reference())
+
+    def reports(self, config: Mapping[str, Any]) -> list[dict[str, float]]:
+        """What a replayed trial of ``config`` reports: its recorded epochs, one report each,
+        or, when the configuration is not in the table (e.g. over the sweep's budget), one
+        report of the worst values and no epochs."""
+        rec = self.trials.get(key(sample_of(config)))
+        if rec is None:
+            return [{"epoch": 0.0, "val_acc": -1.0, "val_loss": 1e30, "macs": 1e30,
+                     "params": 1e30, "replay_missing": 1.0}]
+        return [{"epoch": float(epoch), **metrics, **rec.cost}
+                for epoch, metrics in enumerate(rec.curve, 1)]
 
 
 def _typed(space: SearchSpace, name: str, text: str) -> Any:
@@ -217,38 +223,6 @@ def load_table_file(path: str) -> Table:
 # --- the replay ---------------------------------------------------------------------------------
 
 
-def replay_trial(config: dict[str, Any], table: Table) -> None:
-    """The trainable: the recorded epochs of the configuration, one report each."""
-    rec = table.trials.get(key(sample_of(config)))
-    if rec is None:  # not in the table (e.g. over the sweep's budget): worst values, no epochs
-        tune.report({"epoch": 0.0, "val_acc": -1.0, "val_loss": 1e30, "macs": 1e30,
-                     "params": 1e30, "replay_missing": 1.0})
-        return
-    for epoch, metrics in enumerate(rec.curve, 1):
-        tune.report({"epoch": float(epoch), **metrics, **rec.cost})
-
-
-class Budget(Stopper):
-    """Ends the experiment once the trials have reported ``limit`` epochs in all; keeps the
-    order of the results (trial id, epoch, val_acc) for the accounting and the trace."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-        self.last: dict[str, int] = {}
-        self.log: list[tuple[str, int, float]] = []
-
-    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        epoch = int(result.get("epoch", 0) or 0)
-        self.used += max(0, epoch - self.last.get(trial_id, 0))
-        self.last[trial_id] = max(epoch, self.last.get(trial_id, 0))
-        self.log.append((trial_id, epoch, float(result.get("val_acc", math.nan))))
-        return False
-
-    def stop_all(self) -> bool:
-        return self.used >= self.limit
-
-
 @dataclass
 class Run:
     """One replay: a variant under a seed and a budget, and what it found."""
@@ -311,49 +285,32 @@ def variant_space(table: Table, variant: str, seed: int, reduction_factor: float
 def replay(table: Table, variant: str, seed: int, budget: int, storage: str,
            reduction_factor: float = 3.0) -> Run:
     """One replay of ``variant`` with ``seed`` under ``budget`` epochs (on a running Ray)."""
-    from bench.tune import make_scheduler, make_searcher
+    from bench.tune import run_replay
 
     space, configs = variant_space(table, variant, seed, reduction_factor)
-    stopper = Budget(budget)
-    fn = tune.with_resources(tune.with_parameters(replay_trial, table=table), {"cpu": 1})
-    if configs is None:  # Optuna proposes
-        tc = TuneConfig(search_alg=make_searcher(space), scheduler=make_scheduler(space),
-                        num_samples=space.search.samples, max_concurrent_trials=1,
-                        reuse_actors=True)
-        param_space: dict[str, Any] = {}
-    else:
-        tc = TuneConfig(scheduler=make_scheduler(space) if space.scheduler.type != "none"
-                        else FIFOScheduler(), num_samples=1, max_concurrent_trials=1,
-                        reuse_actors=True)
-        param_space = {"sample": tune.grid_search([c["sample"] for c in configs])}
-    rc = RunConfig(name=f"replay-{variant.replace(':', '-')}-{seed}", storage_path=storage,
-                   stop=stopper, verbose=0, callbacks=[])
-    grid = tune.Tuner(fn, param_space=param_space, tune_config=tc, run_config=rc).fit()
-    return summarize(table, variant, seed, budget, stopper, grid)
+    replayed = run_replay(table, space, configs, budget, storage,
+                          f"replay-{variant.replace(':', '-')}-{seed}")
+    return summarize(table, variant, seed, budget, replayed)
 
 
-def summarize(table: Table, variant: str, seed: int, budget: int, stopper: Budget,
-              grid: Any) -> Run:
-    """What a replay found, from the stopper's ordered log (checked against the ResultGrid)."""
-    last: dict[str, int] = {}
-    for res in grid:
-        m = res.metrics or {}
-        last[str(m.get("trial_id"))] = int(m.get("epoch", 0) or 0)
-    configs = {str((res.metrics or {}).get("trial_id")): res.config for res in grid}
-    if sum(last.values()) != stopper.used:
+def summarize(table: Table, variant: str, seed: int, budget: int, replayed: Any) -> Run:
+    """What a replay found (``bench.tune.Replayed``), from its ordered log of results, checked
+    against each trial's last result."""
+    last, used = replayed.last, replayed.used
+    if sum(last.values()) != used:
         raise RuntimeError(f"budget accounting differs: {sum(last.values())} epochs in the "
-                           f"results, {stopper.used} counted")
+                           f"results, {used} counted")
     full = [t for t, e in last.items() if e == table.epochs]
-    best, trace, used, seen = -math.inf, [], 0, {}
-    for trial_id, epoch, acc in stopper.log:
-        used += max(0, epoch - seen.get(trial_id, 0))
+    best, trace, spent, seen = -math.inf, [], 0, {}
+    for trial_id, epoch, acc in replayed.log:
+        spent += max(0, epoch - seen.get(trial_id, 0))
         seen[trial_id] = max(epoch, seen.get(trial_id, 0))
         if epoch == table.epochs and acc > best:
             best = acc
-        trace.append((used, best))
-    records = [table.trials[key(sample_of(configs[t]))] for t in full]
+        trace.append((spent, best))
+    records = [table.trials[key(sample_of(replayed.configs[t]))] for t in full]
     hv_all = table.hypervolume(list(table.trials.values()))
-    return Run(variant, seed, budget, stopper.used, len(last), len(full), best,
+    return Run(variant, seed, budget, used, len(last), len(full), best,
                table.best_acc - best, table.hypervolume(records) / hv_all if hv_all else 0.0,
                _thin(trace))
 
@@ -478,6 +435,6 @@ def write_results(experiment: str, table: Any, uri: str, budget: int, reduction_
     return text
 
 
-__all__ = ["Budget", "PRESCREEN", "Recorded", "Run", "Table", "VARIANTS", "aggregate", "merge_results", "write_results", "variant_space",
-           "load_recorded", "load_table_file", "markdown", "proxy_correlations", "replay", "replay_trial", "table_from_dict",
+__all__ = ["PRESCREEN", "Recorded", "Run", "Table", "VARIANTS", "aggregate", "merge_results", "write_results", "variant_space",
+           "load_recorded", "load_table_file", "markdown", "proxy_correlations", "replay", "table_from_dict",
            "table_from_runs", "table_to_dict"]

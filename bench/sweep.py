@@ -245,7 +245,7 @@ def execute(args: argparse.Namespace, space: Any, digest: str, state: dict[str, 
 
     preflight_store(args, state, sweep_dir, space)
     quiet_libraries(space.search.is_optuna)
-    owns_ray = not _ray_initialized()
+    owns_ray = not rt.ray_initialized()
     temp_dir = tempfile.mkdtemp(prefix="rb-ray-") if owns_ray and not args.address else None
     try:
         preflight_ray(args, space, sweep_dir, state["tracking_uri"], temp_dir)
@@ -488,12 +488,6 @@ def _export_best(args: argparse.Namespace, tracker: Any, parent: str, space: Any
             traceback.print_exc()
         print(f"warning: the best models were not logged ({type(exc).__name__}: {exc})",
               file=sys.stderr)
-
-
-def _ray_initialized() -> bool:
-    import ray
-
-    return ray.is_initialized()
 
 
 def _record_rejected(tracker: Any, target: Any, space: Any, rejected: list[Planned]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,11 +32,14 @@ import ray
 from ray import tune
 from ray.tune import Callback, Checkpoint, CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.stopper import Stopper
 
 from bench.config import flatten, to_dict
 from bench.diagnostics import lesion_metrics
 from bench.errors import ConfigError, ResbenchError
+from bench.moasha import Decision, promoted, rung_levels
+from bench.pareto import Point, TieBreak, oriented
 from bench.record import TrialRecord
 from bench.redaction import redact_uri
 from bench.space import (
@@ -281,9 +285,7 @@ def make_scheduler(space: SearchSpace) -> Any:
     sch = space.scheduler
     if sch.type == "none":
         return FIFOScheduler()
-    if sch.type == "mo_asha":  # all objectives (bench.moasha)
-        from bench.moasha import MOASHAScheduler
-
+    if sch.type == "mo_asha":  # all objectives (the rules: bench.moasha)
         return MOASHAScheduler(
             space.search.objectives, time_attr="epoch",
             max_t=max(sch.grace_period, space.train.epochs - 1), grace_period=sch.grace_period,
@@ -294,6 +296,73 @@ def make_scheduler(space: SearchSpace) -> Any:
         max_t=max(sch.grace_period, space.train.epochs - 1), grace_period=sch.grace_period,
         reduction_factor=sch.reduction_factor, stop_last_trials=False,
     )
+
+
+class MOASHAScheduler(FIFOScheduler):
+    """MO-ASHA (``bench.moasha``) over ``objectives`` (metric -> "max" | "min"), by the ``time_attr`` epochs."""
+
+    def __init__(self, objectives: Mapping[str, str], *, time_attr: str = "epoch",
+                 max_t: int, grace_period: int = 1, reduction_factor: float = 2.0,
+                 tie_break: TieBreak = "epsnet") -> None:
+        if len(objectives) < 2:
+            raise ValueError("MO-ASHA needs two or more objectives; use ASHA for one")
+        if grace_period < 1 or max_t < grace_period or reduction_factor <= 1:
+            raise ValueError("need 1 <= grace_period <= max_t and reduction_factor > 1")
+        super().__init__()
+        self.objectives = dict(objectives)
+        self._metric = next(iter(self.objectives))  # what Tune checks every result reports
+        self.time_attr = time_attr
+        self.reduction_factor = reduction_factor
+        self.tie_break = tie_break
+        self.milestones = rung_levels(grace_period, max_t, reduction_factor)
+        self.rungs: dict[float, dict[str, Point]] = {m: {} for m in self.milestones}
+        self.decisions: list[Decision] = []
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return True  # the objectives come from the space file, never from TuneConfig
+
+    def _point(self, result: Mapping[str, Any]) -> Point | None:
+        if any(k not in result for k in self.objectives):
+            return None
+        point = oriented(result, self.objectives)
+        return tuple(-math.inf if math.isnan(v) else v for v in point)  # NaN ranks last
+
+    def _record(self, trial_id: str, result: Mapping[str, Any]) -> str:
+        t = result.get(self.time_attr)
+        point = self._point(result)
+        if t is None or point is None:
+            return TrialScheduler.CONTINUE
+        reached = [m for m in self.milestones if float(t) >= m]
+        if not reached or trial_id in self.rungs[reached[-1]]:
+            return TrialScheduler.CONTINUE
+        milestone = reached[-1]
+        recorded = self.rungs[milestone]
+        recorded[trial_id] = point
+        keep = promoted(recorded, trial_id, self.reduction_factor, self.tie_break)
+        action = TrialScheduler.CONTINUE if keep else TrialScheduler.STOP
+        self.decisions.append(Decision(trial_id, milestone, len(recorded), action))
+        return action
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        return self._record(trial.trial_id, result)
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        if result:
+            self._record(trial.trial_id, result)
+
+    def debug_string(self) -> str:
+        stopped = sum(d.action == TrialScheduler.STOP for d in self.decisions)
+        rungs = " | ".join(f"epoch {m:g}: {len(r)} trials" for m, r in self.rungs.items())
+        return f"Using MO-ASHA ({self.tie_break}): {stopped} stopped; {rungs}"
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+
 
 
 # --- trial outcome helpers (shared by the callbacks and the summary) ----------------------------
@@ -751,6 +820,75 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+# --- replaying recorded trials (bench.replay) ----------------------------------------------------
+
+
+def _replay_trainable(config: dict[str, Any], table: Any) -> None:
+    """A replayed trial: the reports the recorded table holds for its configuration."""
+    for report in table.reports(config):
+        tune.report(report)
+
+
+class _EpochBudget(Stopper):
+    """Ends the experiment once the trials have reported ``limit`` epochs in all; keeps the
+    results in order (trial id, epoch, val_acc) for the accounting and the trace."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.last: dict[str, int] = {}
+        self.log: list[tuple[str, int, float]] = []
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        epoch = int(result.get("epoch", 0) or 0)
+        self.used += max(0, epoch - self.last.get(trial_id, 0))
+        self.last[trial_id] = max(epoch, self.last.get(trial_id, 0))
+        self.log.append((trial_id, epoch, float(result.get("val_acc", math.nan))))
+        return False
+
+    def stop_all(self) -> bool:
+        return self.used >= self.limit
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What one replay experiment reported: the epochs it consumed, every result in order
+    (trial id, epoch, val_acc), and each trial's last epoch and config (from the results)."""
+
+    used: int
+    log: list[tuple[str, int, float]]
+    last: dict[str, int]
+    configs: dict[str, dict[str, Any]]
+
+
+def run_replay(table: Any, space: SearchSpace, configs: list[dict[str, Any]] | None,
+               budget: int, storage: str, name: str) -> Replayed:
+    """One replay experiment on the running Ray: the real searcher (Optuna when ``configs`` is
+    None, else a grid over them) and scheduler of ``space`` decide which recorded trials
+    (``table.reports``) go on, one at a time, until ``budget`` epochs are consumed."""
+    stopper = _EpochBudget(budget)
+    fn = tune.with_resources(tune.with_parameters(_replay_trainable, table=table), {"cpu": 1})
+    if configs is None:  # Optuna proposes
+        tc = TuneConfig(search_alg=make_searcher(space), scheduler=make_scheduler(space),
+                        num_samples=space.search.samples, max_concurrent_trials=1,
+                        reuse_actors=True)
+        param_space: dict[str, Any] = {}
+    else:
+        tc = TuneConfig(scheduler=make_scheduler(space) if space.scheduler.type != "none"
+                        else FIFOScheduler(), num_samples=1, max_concurrent_trials=1,
+                        reuse_actors=True)
+        param_space = {"sample": tune.grid_search([c["sample"] for c in configs])}
+    rc = RunConfig(name=name, storage_path=storage, stop=stopper, verbose=0, callbacks=[])
+    grid = tune.Tuner(fn, param_space=param_space, tune_config=tc, run_config=rc).fit()
+    last: dict[str, int] = {}
+    found: dict[str, dict[str, Any]] = {}
+    for res in grid:
+        m = res.metrics or {}
+        last[str(m.get("trial_id"))] = int(m.get("epoch", 0) or 0)
+        found[str(m.get("trial_id"))] = res.config
+    return Replayed(stopper.used, list(stopper.log), last, found)
+
+
 # --- Ray session, tuner construction and results ---------------------------------------------------
 
 
@@ -766,6 +904,11 @@ def init_ray(address: str | None, temp_dir: str | None, log_to_driver: bool) -> 
         ray.init(address=address, **kwargs)
     else:
         ray.init(_temp_dir=temp_dir, **kwargs)
+
+
+def ray_initialized() -> bool:
+    """Whether this process has joined a Ray session (a caller's is joined, not shut down)."""
+    return ray.is_initialized()
 
 
 def alive_nodes() -> int:

@@ -133,9 +133,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"replay of {args.experiment}: {len(table.trials)} architectures x {table.epochs} "
           f"epochs, best val_acc {table.best_acc:.2f}; budget {budget} epochs; "
           f"{len(variants)} variants x {args.seeds} seeds", flush=True)
-    import ray
-
-    owns_ray = not ray.is_initialized()  # a caller's Ray session is joined, not shut down
+    owns_ray = not rt.ray_initialized()  # a caller's Ray session is joined, not shut down
     temp = tempfile.mkdtemp(prefix="rb-replay-")
     started = time.perf_counter()
     runs = []

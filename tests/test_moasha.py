@@ -13,7 +13,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from test_sweep import TINY, history, space_file
 
 from bench.errors import ConfigError
-from bench.moasha import MOASHAScheduler, promoted, rung_levels
+from bench.moasha import promoted, rung_levels
 from bench.pareto import (
     crowding_distance,
     epsnet_order,
@@ -23,6 +23,7 @@ from bench.pareto import (
     rank,
 )
 from bench.space import from_dict
+from bench.tune import MOASHAScheduler
 
 # The sweep tests' fixtures: one local Ray, one MLflow store, the in-process launcher.
 ray_session, store, sweep = test_sweep.ray_session, test_sweep.store, test_sweep.sweep
