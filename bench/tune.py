@@ -762,9 +762,12 @@ class ProgressCallback(Callback):
             r = self._latest.get(t.trial_id, {})
             since = self._started.get(t.trial_id)
             wait = f" {duration(now - since)}" if since else ""
+            # Before its first report a trial loads its data and trains its first epoch: the
+            # time since it started covers both, so the row says so rather than "loading".
             epoch = (f"epoch {int(r['epoch'])}/{self._epochs(t)}" if r.get("epoch")
-                     else f"loading data{wait}")
-            value = f"{metric} {fmt(r[metric])}" if metric in r else ""
+                     else f"first epoch{wait}")
+            shown = metric in r and metric not in placeholders(r)  # a stand-in is not a value
+            value = f"{metric} {fmt(r[metric])}" if shown else ""
             lines.append(f"    running {t.trial_id} {self._label(t):32s} {epoch:14s} {value}")
         print("\n".join(lines), flush=True)
 

@@ -33,8 +33,10 @@ def main() -> int:
         rate = f"ResNet-20 {cal.get('resnet20_fp32_train_img_per_s', 0):.0f} img/s fp32"
         if cal.get("precision") == "bf16":
             rate += f", {cal.get('resnet20_train_img_per_s', 0):.0f} bf16 (ran)"
+        threads = cal.get("threads", "?")
         device = (f"{cal.get('cpu', '?')} ({cal.get('cpu_features', '?')}), "
-                  f"{cal.get('cores', '?')} cores, {cal.get('threads', '?')} thread; {rate}")
+                  f"{cal.get('cores', '?')} cores, {threads} thread{'' if threads == 1 else 's'}; "
+                  f"{rate}")
         command = (f"python -m launchers.study {name} --form cpu --tarball "
                    f"../shared/datasets/cifar10-jpeg.tar.gz" + "".join(
                        f" --set {o}" for o in doc.get("overrides") or []))
