@@ -47,7 +47,7 @@ CPU_BUDGET_MINUTES = 10.0  # per study; all eight within CPU_TOTAL_MINUTES
 CPU_TOTAL_MINUTES = 60.0
 # The slower of the 2-core machines seen (AMD EPYC, AVX2 only): ResNet-20 option B, batch 128,
 # fp32 + channels_last, resident data. The issue that set the budgets quoted 261 img/s for it;
-# the studies' own calibrations there measured 217-223 (two threads, 2026-12-04), so the forms
+# the studies' own calibrations there measured 217-399 (two threads, 2026-12-04), so the forms
 # are sized for 200: they fit their budgets there with room. Each run measures its own
 # machine's figure (``launchers.study``'s calibration).
 CPU_SIZING_R20_IMG_S = 200.0
